@@ -1,0 +1,336 @@
+//! `FanOutClient` and its builder: validated configuration, and the calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ureq::http::{HeaderName, HeaderValue};
+
+use crate::call::FetchIter;
+use crate::cancel::CancelToken;
+use crate::error::{ConfigError, FetchError};
+use crate::fetch::Engine;
+use crate::limit::{RateLimit, RateLimitConfig};
+use crate::pool::Pool;
+use crate::request::Http;
+use crate::retry::RetryPolicy;
+use crate::stats::{Counters, Stats};
+use crate::template::UrlTemplate;
+
+/// Default requests per second.
+pub const DEFAULT_RATE: u64 = 10;
+/// Default burst: how many requests may go out at once after a pause.
+pub const DEFAULT_BURST: u64 = 20;
+/// Default cap on requests in flight, which is also the number of worker threads.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+/// Default timeout of one attempt.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default attempts per ID, the first one included.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// Default largest response body accepted: 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
+/// The largest `max_in_flight` accepted: each one is an OS thread.
+pub const MAX_IN_FLIGHT_LIMIT: usize = 4096;
+
+/// Fetches many IDs from one HTTP API within its rate limit and concurrency cap.
+///
+/// Built by [`FanOutClient::builder`]. The client owns a fixed pool of
+/// `max_in_flight` worker threads, one token bucket and one HTTP agent, all shared by
+/// every call: several threads may call [`fetch_all`](Self::fetch_all) on one client at
+/// once (it is `Send + Sync`; share it by reference or in an `Arc`), and the limits
+/// hold across all of them together.
+///
+/// Dropping the client interrupts requests still in flight and joins its threads; it
+/// does not wait for a slow server.
+#[derive(Debug)]
+pub struct FanOutClient {
+    // Field order matters for drop: the pool (and its threads) goes first.
+    pool: Pool,
+    engine: Arc<Engine>,
+    max_in_flight: usize,
+}
+
+/// Configuration for a [`FanOutClient`]; every setter takes and returns `self`.
+///
+/// Nothing is checked until [`build`](Self::build), which reports the first problem as
+/// a [`ConfigError`].
+#[derive(Debug, Clone)]
+#[must_use = "call .build() to make the client"]
+pub struct FanOutClientBuilder {
+    template: String,
+    rate: RateLimitConfig,
+    max_in_flight: usize,
+    timeout: Duration,
+    retry: RetryPolicy,
+    max_body_bytes: u64,
+    headers: Vec<(String, String)>,
+}
+
+impl FanOutClient {
+    /// Starts a configuration for the API at `url_template`, in which `{id}` stands
+    /// for the user ID, for example `"https://api.example.com/users/{id}/widgets"`.
+    pub fn builder(url_template: impl Into<String>) -> FanOutClientBuilder {
+        FanOutClientBuilder {
+            template: url_template.into(),
+            rate: RateLimitConfig::Limited {
+                per_second: DEFAULT_RATE,
+                burst: DEFAULT_BURST,
+            },
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            timeout: DEFAULT_TIMEOUT,
+            retry: RetryPolicy {
+                max_attempts: DEFAULT_MAX_ATTEMPTS,
+                ..RetryPolicy::default()
+            },
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Fetches every ID and returns each one's response body, or the first error.
+    ///
+    /// Blocks until every ID is fetched, or until the first ID fails for good (after
+    /// its retries): then the rest of the call is cancelled, and that error is
+    /// returned at once, without waiting for requests still in flight. Duplicate IDs
+    /// are fetched once; an empty slice returns an empty map without a request.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = fanout::FanOutClient::builder("https://api.example.com/users/{id}/widgets")
+    ///     .build()?;
+    /// let widgets = client.fetch_all(&[1, 2, 3])?;
+    /// assert_eq!(widgets.len(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn fetch_all(&self, ids: &[u64]) -> Result<HashMap<u64, Vec<u8>>, FetchError> {
+        self.fetch_all_with(&CancelToken::new(), ids)
+    }
+
+    /// Like [`fetch_all`](Self::fetch_all), and also stops when `cancel` is cancelled
+    /// or its deadline passes, returning [`ErrorKind::Cancelled`](crate::ErrorKind) or
+    /// [`ErrorKind::DeadlineExceeded`](crate::ErrorKind) with no user ID.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use fanout::{CancelToken, FanOutClient};
+    ///
+    /// let client = FanOutClient::builder("https://api.example.com/users/{id}").build()?;
+    /// let cancel = CancelToken::with_timeout(Duration::from_secs(30));
+    /// let bodies = client.fetch_all_with(&cancel, &[7, 8, 9])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fetch_all_with(
+        &self,
+        cancel: &CancelToken,
+        ids: &[u64],
+    ) -> Result<HashMap<u64, Vec<u8>>, FetchError> {
+        let mut bodies = HashMap::with_capacity(ids.len());
+        for item in self.iter(cancel, ids.iter().copied(), true) {
+            let (id, body) = item?;
+            bodies.insert(id, body);
+        }
+        Ok(bodies)
+    }
+
+    /// Streams results in completion order, one item per distinct ID, without
+    /// collecting bodies in memory. An ID that fails does not stop the others; see
+    /// [`FetchIter`].
+    ///
+    /// IDs are read from `ids` lazily, as the pool has room, so `ids` may be an
+    /// iterator over millions of IDs read from a file.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = fanout::FanOutClient::builder("https://api.example.com/users/{id}").build()?;
+    /// for item in client.fetch_iter(1..=1_000_000) {
+    ///     match item {
+    ///         Ok((id, body)) => println!("{id}: {} bytes", body.len()),
+    ///         Err(e) => eprintln!("{e}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn fetch_iter<I>(&self, ids: I) -> FetchIter<'_, I::IntoIter>
+    where
+        I: IntoIterator<Item = u64>,
+    {
+        self.iter(&CancelToken::new(), ids.into_iter(), false)
+    }
+
+    /// Like [`fetch_iter`](Self::fetch_iter), and also ends when `cancel` is cancelled
+    /// or its deadline passes, with one last `Err` that has no user ID.
+    pub fn fetch_iter_with<I>(&self, cancel: &CancelToken, ids: I) -> FetchIter<'_, I::IntoIter>
+    where
+        I: IntoIterator<Item = u64>,
+    {
+        self.iter(cancel, ids.into_iter(), false)
+    }
+
+    fn iter<I: Iterator<Item = u64>>(
+        &self,
+        cancel: &CancelToken,
+        ids: I,
+        fail_fast: bool,
+    ) -> FetchIter<'_, I> {
+        FetchIter::new(self.pool.jobs(), self.max_in_flight, cancel, ids, fail_fast)
+    }
+
+    /// The client's counters since it was built. Cheap; callable from any thread.
+    pub fn stats(&self) -> Stats {
+        self.engine.counters.snapshot()
+    }
+
+    /// The cap on requests in flight (and the number of worker threads).
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+}
+
+impl FanOutClientBuilder {
+    /// Allows `per_second` requests per second on average, with bursts of up to
+    /// `burst` at once (the bucket starts full). Default: 10 per second, burst 20.
+    ///
+    /// Retries take tokens like first attempts. Both numbers must be at least 1; for
+    /// no limit at all, use [`no_rate_limit`](Self::no_rate_limit).
+    pub fn rate_limit(mut self, per_second: u64, burst: u64) -> Self {
+        self.rate = RateLimitConfig::Limited { per_second, burst };
+        self
+    }
+
+    /// Lifts the rate limit: requests are bounded only by `max_in_flight`. For private
+    /// APIs and benchmarks.
+    pub fn no_rate_limit(mut self) -> Self {
+        self.rate = RateLimitConfig::Unlimited;
+        self
+    }
+
+    /// Caps requests in flight at `n`, which is also the number of worker threads.
+    /// Default: 8. Must be between 1 and [`MAX_IN_FLIGHT_LIMIT`].
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Bounds each attempt, from connecting to the last byte of the body. Default: 10
+    /// seconds. A caller's deadline that comes sooner shortens the attempt.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Attempts per ID in all, the first one included: 1 means no retries. Default: 3.
+    ///
+    /// Retried: 429, 502, 503, 504, connection errors and timeouts. Any other status
+    /// fails at once.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.retry.max_attempts = n;
+        self
+    }
+
+    /// The backoff before a retry is random in `[0, ceiling)` ("full jitter"), where the
+    /// ceiling starts at `base` and doubles per retry up to `max`. Default: 100 ms and
+    /// 5 s.
+    pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.retry.base_backoff = base;
+        self.retry.max_backoff = max;
+        self
+    }
+
+    /// The longest `Retry-After` (in seconds) that is obeyed. A server asking for a
+    /// longer wait gets no retry: the ID fails with that status at once. Default: 30 s.
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.retry.max_retry_after = max;
+        self
+    }
+
+    /// Fails an ID whose response body is larger than `n` bytes, without reading more
+    /// than `n` of them. Default: 16 MiB.
+    pub fn max_body_bytes(mut self, n: u64) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+
+    /// Adds a header to every request, such as `Authorization`.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Checks the configuration and starts the client's worker threads.
+    ///
+    /// ```
+    /// use fanout::{ConfigError, FanOutClient};
+    ///
+    /// let err = FanOutClient::builder("https://api.example.com/users").build().unwrap_err();
+    /// assert!(matches!(err, ConfigError::MissingPlaceholder(_)));
+    ///
+    /// let err = FanOutClient::builder("https://api.example.com/users/{id}")
+    ///     .max_in_flight(0)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err, ConfigError::ZeroInFlight);
+    /// ```
+    pub fn build(self) -> Result<FanOutClient, ConfigError> {
+        let template = UrlTemplate::parse(&self.template)?;
+        if self.max_in_flight == 0 {
+            return Err(ConfigError::ZeroInFlight);
+        }
+        if self.max_in_flight > MAX_IN_FLIGHT_LIMIT {
+            return Err(ConfigError::TooManyInFlight(self.max_in_flight));
+        }
+        if let RateLimitConfig::Limited { per_second, burst } = self.rate {
+            if per_second == 0 {
+                return Err(ConfigError::ZeroRate);
+            }
+            if burst == 0 {
+                return Err(ConfigError::ZeroBurst);
+            }
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(ConfigError::ZeroAttempts);
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::ZeroBodyLimit);
+        }
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| parse_header(name, value))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let engine = Arc::new(Engine {
+            http: Http::new(
+                self.max_in_flight,
+                headers,
+                self.timeout,
+                self.max_body_bytes,
+            ),
+            limit: RateLimit::new(self.rate),
+            template,
+            retry: self.retry,
+            counters: Counters::default(),
+        });
+        let pool = Pool::start(Arc::clone(&engine), self.max_in_flight)
+            .map_err(|e| ConfigError::Spawn(e.to_string()))?;
+        Ok(FanOutClient {
+            pool,
+            engine,
+            max_in_flight: self.max_in_flight,
+        })
+    }
+}
+
+fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {
+    let invalid = |reason: String| ConfigError::InvalidHeader {
+        name: name.to_owned(),
+        reason,
+    };
+    let parsed_name =
+        HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+    let parsed_value = HeaderValue::from_str(value).map_err(|e| invalid(e.to_string()))?;
+    Ok((parsed_name, parsed_value))
+}

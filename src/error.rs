@@ -1,0 +1,247 @@
+//! The two error types: one for a bad configuration, one for a failed fetch.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// Why [`FanOutClientBuilder::build`](crate::FanOutClientBuilder::build) refused a
+/// configuration.
+///
+/// Every variant names the setting at fault, so the message alone tells the user
+/// what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL template has no `{id}` placeholder.
+    #[error("url template {0:?} has no {{id}} placeholder")]
+    MissingPlaceholder(String),
+    /// The URL template has a `{` or `}` that is not part of `{id}`.
+    #[error("url template {0:?} has a brace that is not part of {{id}}")]
+    StrayBrace(String),
+    /// The URL template does not make a valid `http` or `https` URL.
+    #[error("url template {template:?} is not a valid http(s) url: {reason}")]
+    InvalidUrl {
+        /// The template as given.
+        template: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `max_in_flight` was 0: no request could ever be sent.
+    #[error("max_in_flight must be at least 1")]
+    ZeroInFlight,
+    /// `max_in_flight` was larger than [`MAX_IN_FLIGHT_LIMIT`](crate::MAX_IN_FLIGHT_LIMIT):
+    /// each request in flight is an OS thread.
+    #[error("max_in_flight is {0}, more than the limit of {limit}", limit = crate::MAX_IN_FLIGHT_LIMIT)]
+    TooManyInFlight(usize),
+    /// The rate was 0 requests per second. Use `no_rate_limit()` for no limit.
+    #[error("rate must be at least 1 request per second (use no_rate_limit() for no limit)")]
+    ZeroRate,
+    /// The burst was 0: no request could ever be sent.
+    #[error("burst must be at least 1")]
+    ZeroBurst,
+    /// `max_attempts` was 0: no request could ever be sent.
+    #[error("max_attempts must be at least 1")]
+    ZeroAttempts,
+    /// The per-attempt timeout was zero.
+    #[error("timeout must be greater than zero")]
+    ZeroTimeout,
+    /// `max_body_bytes` was 0.
+    #[error("max_body_bytes must be at least 1")]
+    ZeroBodyLimit,
+    /// A header name or value is not valid HTTP.
+    #[error("invalid header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A worker thread could not be started.
+    #[error("cannot start worker thread: {0}")]
+    Spawn(String),
+}
+
+/// What kind of failure a [`FetchError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server answered with a status that is not a success (see
+    /// [`FetchError::status`]), after any retries.
+    Status,
+    /// The request could not be sent or its answer could not be read: connection
+    /// refused or reset, a malformed response, a host that does not resolve.
+    Transport,
+    /// An attempt took longer than the configured per-attempt timeout.
+    Timeout,
+    /// The response body was larger than `max_body_bytes`.
+    TooLarge,
+    /// The caller cancelled the call with [`CancelToken::cancel`](crate::CancelToken::cancel).
+    Cancelled,
+    /// The caller's deadline passed, or would pass before the next request could be
+    /// sent.
+    DeadlineExceeded,
+    /// A bug inside this library: a worker panicked while fetching this ID. The
+    /// worker survives and the client stays usable.
+    Internal,
+}
+
+impl ErrorKind {
+    fn describe(self) -> &'static str {
+        match self {
+            ErrorKind::Status => "http status",
+            ErrorKind::Transport => "transport error",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::TooLarge => "response body too large",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::DeadlineExceeded => "deadline exceeded",
+            ErrorKind::Internal => "internal error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// A fetch that failed for good: which ID, how, and after how many attempts.
+///
+/// ```
+/// use fanout::{ErrorKind, FetchError};
+///
+/// fn report(err: &FetchError) -> String {
+///     match (err.kind(), err.user_id(), err.status()) {
+///         (ErrorKind::Status, Some(id), Some(code)) => format!("user {id}: server said {code}"),
+///         (ErrorKind::DeadlineExceeded, _, _) => "out of time".to_string(),
+///         _ => err.to_string(),
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct FetchError {
+    kind: ErrorKind,
+    user_id: Option<u64>,
+    status: Option<u16>,
+    attempts: u32,
+    detail: Option<String>,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl FetchError {
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        FetchError {
+            kind,
+            user_id: None,
+            status: None,
+            attempts: 0,
+            detail: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_user_id(mut self, user_id: u64) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The user ID whose fetch failed, or `None` when the whole call ended (cancelled
+    /// or past its deadline) rather than one ID.
+    pub fn user_id(&self) -> Option<u64> {
+        self.user_id
+    }
+
+    /// The HTTP status of the last answer, if the server answered at all.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// How many HTTP attempts were made for this ID (0 if none was sent).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// True if the call ended because the caller cancelled it or ran out of time,
+    /// rather than because a request failed.
+    pub fn is_cancellation(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::Cancelled | ErrorKind::DeadlineExceeded
+        )
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(id) = self.user_id {
+            write!(f, "user {id}: ")?;
+        }
+        f.write_str(self.kind.describe())?;
+        if let Some(status) = self.status {
+            write!(f, " {status}")?;
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, " ({detail})")?;
+        }
+        if self.attempts > 1 {
+            write!(f, " after {} attempts", self.attempts)?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for FetchError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_names_id_status_and_attempts() {
+        let err = FetchError::new(ErrorKind::Status)
+            .with_user_id(42)
+            .with_status(503)
+            .with_attempts(3);
+        assert_eq!(err.to_string(), "user 42: http status 503 after 3 attempts");
+    }
+
+    #[test]
+    fn source_is_kept() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let err = FetchError::new(ErrorKind::Transport)
+            .with_user_id(1)
+            .with_source(io);
+        let source = err.source().expect("source");
+        assert_eq!(source.to_string(), "reset");
+    }
+}

@@ -1,0 +1,101 @@
+//! Fetching one ID: wait for a token, send, classify, back off and retry, log.
+
+use std::time::Instant;
+
+use crate::cancel::{Signals, Stop};
+use crate::error::FetchError;
+use crate::limit::RateLimit;
+use crate::request::Http;
+use crate::retry::RetryPolicy;
+use crate::stats::Counters;
+use crate::template::UrlTemplate;
+
+/// Everything the workers share: one agent, one token bucket, one set of counters.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    pub(crate) http: Http,
+    pub(crate) limit: RateLimit,
+    pub(crate) template: UrlTemplate,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) counters: Counters,
+}
+
+/// Counts a request as in flight for as long as it lives, panics included.
+struct InFlight<'a>(&'a Counters);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+impl Engine {
+    /// Fetches `id` with retries, until it succeeds, fails for good, or `signals` stop
+    /// the call.
+    pub(crate) fn fetch_one(&self, id: u64, signals: &Signals) -> Result<Vec<u8>, FetchError> {
+        let url = self.template.url(id);
+        let stopped =
+            |stop: Stop, attempts: u32| stop.into_error().with_user_id(id).with_attempts(attempts);
+
+        let mut attempt = 0;
+        loop {
+            // Checked before taking a token, so a stopped call spends none.
+            signals.check().map_err(|s| stopped(s, attempt))?;
+            let waited = self.limit.take(signals).map_err(|s| stopped(s, attempt))?;
+            self.counters.waited_for_token(waited);
+            attempt += 1;
+
+            let started = Instant::now();
+            self.counters.request_started(attempt);
+            let result = {
+                let _in_flight = InFlight(&self.counters);
+                self.http.attempt(&url, signals.deadline())
+            };
+            let latency_ms = started.elapsed().as_millis() as u64;
+
+            let failed = match result {
+                Ok(answer) => {
+                    log::debug!(
+                        user_id = id, attempt, latency_ms, status = answer.status,
+                        bytes = answer.body.len();
+                        "fetched"
+                    );
+                    self.counters.id_succeeded();
+                    return Ok(answer.body);
+                }
+                Err(failed) => failed,
+            };
+            let status = failed.error.status();
+
+            // A failure caused by the call stopping (its socket shut down, say) is
+            // reported as the stop, not as a transport error.
+            if let Err(stop) = signals.check() {
+                return Err(stopped(stop, attempt).with_source(failed.error));
+            }
+
+            let backoff = if failed.retryable {
+                self.retry
+                    .backoff(attempt, failed.retry_after, fastrand::f64())
+            } else {
+                None
+            };
+            let Some(backoff) = backoff else {
+                log::error!(
+                    user_id = id, attempt, latency_ms, status;
+                    "failed: {}", failed.error
+                );
+                self.counters.id_failed();
+                return Err(failed.error.with_user_id(id).with_attempts(attempt));
+            };
+
+            log::warn!(
+                user_id = id, attempt, latency_ms, status,
+                backoff_ms = backoff.as_millis() as u64;
+                "retrying: {}", failed.error
+            );
+            if let Err(stop) = signals.wait(backoff) {
+                return Err(stopped(stop, attempt).with_source(failed.error));
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Fetch many resources from one HTTP API as fast as its limits allow, and never
+//! faster.
+//!
+//! `fanout` is a blocking library: no async runtime, no futures. Give it a URL
+//! template and a list of user IDs; it fetches every ID and hands back the bodies,
+//! while keeping to
+//!
+//! - a **rate limit**: a token bucket, by default 10 requests per second with bursts
+//!   of up to 20 (the first 20 go out at once, then 10 per second);
+//! - a **concurrency cap**: at most `max_in_flight` requests in flight, by default 8;
+//! - **fail-fast**: the first ID that fails for good (after its retries) cancels the
+//!   rest of the call, and [`FanOutClient::fetch_all`] returns that error at once;
+//! - **cancellation**: a [`CancelToken`], cancelled from any thread or by its
+//!   deadline, wakes every wait of the call at once.
+//!
+//! # Usage
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fanout::{CancelToken, FanOutClient};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = FanOutClient::builder("https://api.example.com/users/{id}/widgets")
+//!     .rate_limit(10, 20) // requests per second, burst
+//!     .max_in_flight(8)
+//!     .timeout(Duration::from_secs(10)) // per attempt
+//!     .max_attempts(3) // 1 = no retries
+//!     .header("Authorization", "Bearer ...")
+//!     .build()?;
+//!
+//! let widgets = client.fetch_all(&[1, 2, 3])?;
+//! println!("user 1 has {} bytes of widgets", widgets[&1].len());
+//!
+//! let cancel = CancelToken::with_timeout(Duration::from_secs(30));
+//! let widgets = client.fetch_all_with(&cancel, &[4, 5, 6])?;
+//! # Ok(()) }
+//! ```
+//!
+//! For millions of IDs, [`FanOutClient::fetch_iter`] streams `(id, body)` results in
+//! completion order instead of collecting them; `fetch_all` is built on it.
+//!
+//! # How it works
+//!
+//! [`FanOutClientBuilder::build`] starts `max_in_flight` worker threads, owned by the
+//! client. A call feeds its IDs into a small shared job channel from the caller's own
+//! thread, as workers have room; each worker takes a token from the shared bucket right
+//! before each attempt and sends it on one shared HTTP agent. So 10 IDs or 10 million
+//! use the same threads, and several threads calling one client share its limits.
+//! Every wait (for a token, a retry backoff, results) is a channel wait that a
+//! cancellation ends at once; nothing sleeps.
+//!
+//! # Errors
+//!
+//! [`FetchError`] tells which user ID failed, the [`ErrorKind`], the HTTP status if
+//! the server answered, and how many attempts were made. Retried, with exponential
+//! backoff and full jitter: statuses 429, 502, 503 and 504 (obeying `Retry-After` in
+//! seconds up to a cap), connection errors and timeouts. Any other status fails at once.
+//! A bad configuration is a [`ConfigError`] from `build`, never a panic.
+//!
+//! # Timeouts
+//!
+//! Each attempt is bounded by [`FanOutClientBuilder::timeout`] (default 10 s), from
+//! connecting to the last byte of the body, and by the caller's deadline if that comes
+//! sooner. A wait for a rate-limit token or a backoff that would end past the deadline
+//! fails at once with [`ErrorKind::DeadlineExceeded`] instead of waiting to fail. Host
+//! names are resolved by the system resolver, whose own timeouts apply; an IP address in
+//! the template needs no lookup.
+//!
+//! # Logging
+//!
+//! Through the [`log`] crate, with structured key-values; the library never installs a
+//! logger. Each attempt logs `user_id`, `attempt`, `latency_ms` and `status`: at
+//! `debug` on success, `warn` before a retry (with `backoff_ms`), `error` when an ID
+//! fails for good. With `env_logger` (feature `kv`), `RUST_LOG=fanout=debug` shows them.
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod call;
+mod cancel;
+mod client;
+mod error;
+mod fetch;
+mod limit;
+mod pool;
+mod request;
+mod retry;
+mod stats;
+mod template;
+
+pub use call::FetchIter;
+pub use cancel::CancelToken;
+pub use client::{
+    DEFAULT_BURST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_RATE, DEFAULT_TIMEOUT, FanOutClient, FanOutClientBuilder, MAX_IN_FLIGHT_LIMIT,
+};
+pub use error::{ConfigError, ErrorKind, FetchError};
+pub use stats::Stats;
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<FanOutClient>();
+    assert_send_sync::<CancelToken>();
+    assert_send_sync::<FetchError>();
+    assert_send_sync::<ConfigError>();
+};

@@ -1,0 +1,179 @@
+//! The shared token bucket, and the cancellable wait for a token.
+
+use std::time::{Duration, Instant};
+
+use ratelimit::{Clock, Ratelimiter, StdClock, TryWaitError};
+
+use crate::cancel::{Signals, Stop};
+
+/// Requests per second and burst, or no limit at all.
+///
+/// Note the two meanings of zero: in `ratelimit` a rate of 0 means unlimited, in Go's
+/// `x/time/rate` it means nothing is allowed. Here neither: a rate of 0 is refused by
+/// the builder, and "no limit" is spelled [`RateLimitConfig::Unlimited`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RateLimitConfig {
+    Limited { per_second: u64, burst: u64 },
+    Unlimited,
+}
+
+/// One token bucket shared by every worker of a client.
+pub(crate) struct RateLimit<C: Clock = StdClock> {
+    /// `None` when unlimited, so the hot path does no atomics at all.
+    bucket: Option<Ratelimiter<C>>,
+}
+
+impl<C: Clock> std::fmt::Debug for RateLimit<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("bucket", &self.bucket)
+            .finish()
+    }
+}
+
+impl RateLimit<StdClock> {
+    pub(crate) fn new(config: RateLimitConfig) -> Self {
+        Self::with_clock(config, StdClock::new())
+    }
+}
+
+impl<C: Clock> RateLimit<C> {
+    pub(crate) fn with_clock(config: RateLimitConfig, clock: C) -> Self {
+        let bucket = match config {
+            RateLimitConfig::Unlimited => None,
+            RateLimitConfig::Limited { per_second, burst } => Some(
+                // The bucket starts full, so the first `burst` requests go out at once,
+                // as with Go's rate.NewLimiter(r, b).
+                ratelimit::Builder::with_clock(per_second, clock)
+                    .max_tokens(burst)
+                    .initial_available(burst)
+                    .build()
+                    // The builder validated rate >= 1 and burst >= 1, which is all
+                    // `ratelimit` checks with a one-second period.
+                    .expect("validated rate and burst"),
+            ),
+        };
+        RateLimit { bucket }
+    }
+
+    /// Takes a token if one is free now; otherwise tells how long until one may be.
+    pub(crate) fn try_take(&self) -> Result<(), Duration> {
+        let Some(bucket) = &self.bucket else {
+            return Ok(());
+        };
+        match bucket.try_wait() {
+            Ok(()) => Ok(()),
+            Err(TryWaitError::Insufficient(wait)) => Err(wait),
+            // Not reachable with burst >= 1; waiting one token's time is the safe
+            // answer, never sending early.
+            Err(_) => Err(Duration::from_secs(1) / bucket.rate().max(1) as u32),
+        }
+    }
+
+    /// Blocks until a token is taken, the call stops, or a token could only come after
+    /// the caller's deadline. Returns how long it waited.
+    ///
+    /// Several workers may wake for the same token; the losers see a fresh wait from
+    /// `try_take` and go back to waiting, so the bucket alone decides who sends.
+    pub(crate) fn take(&self, signals: &Signals) -> Result<Duration, Stop> {
+        let mut started: Option<Instant> = None;
+        loop {
+            match self.try_take() {
+                Ok(()) => return Ok(started.map_or(Duration::ZERO, |s| s.elapsed())),
+                Err(wait) => {
+                    started.get_or_insert_with(Instant::now);
+                    signals.wait(wait)?;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cancel::CancelToken;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A clock that moves only when told to.
+    #[derive(Clone, Default)]
+    struct ManualClock(Arc<AtomicU64>);
+
+    impl ManualClock {
+        fn advance(&self, by: Duration) {
+            self.0.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
+        }
+    }
+
+    impl Clock for ManualClock {
+        fn elapsed(&self) -> Duration {
+            Duration::from_nanos(self.0.load(Ordering::SeqCst))
+        }
+    }
+
+    fn limited(per_second: u64, burst: u64) -> (RateLimit<ManualClock>, ManualClock) {
+        let clock = ManualClock::default();
+        let limit = RateLimit::with_clock(
+            RateLimitConfig::Limited { per_second, burst },
+            clock.clone(),
+        );
+        (limit, clock)
+    }
+
+    #[test]
+    fn burst_is_available_at_once_then_rate_applies() {
+        let (limit, clock) = limited(10, 20);
+        for _ in 0..20 {
+            assert_eq!(limit.try_take(), Ok(()));
+        }
+        let wait = limit.try_take().unwrap_err();
+        assert_eq!(wait, Duration::from_millis(100));
+
+        clock.advance(Duration::from_millis(99));
+        assert!(limit.try_take().is_err(), "a token 1 ms early");
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(limit.try_take(), Ok(()));
+        assert!(limit.try_take().is_err());
+    }
+
+    #[test]
+    fn idle_time_refills_no_more_than_burst() {
+        let (limit, clock) = limited(10, 20);
+        for _ in 0..20 {
+            limit.try_take().unwrap();
+        }
+        clock.advance(Duration::from_secs(3600));
+        let mut taken = 0;
+        while limit.try_take().is_ok() {
+            taken += 1;
+        }
+        assert_eq!(taken, 20);
+    }
+
+    #[test]
+    fn unlimited_never_waits() {
+        let limit = RateLimit::new(RateLimitConfig::Unlimited);
+        for _ in 0..10_000 {
+            assert_eq!(limit.try_take(), Ok(()));
+        }
+    }
+
+    #[test]
+    fn take_stops_when_cancelled() {
+        let (limit, _clock) = limited(1, 1);
+        limit.try_take().unwrap();
+        let signals = Signals::new(CancelToken::new());
+        signals.caller.cancel();
+        assert_eq!(limit.take(&signals), Err(Stop::Cancelled));
+    }
+
+    #[test]
+    fn take_refuses_a_wait_past_the_deadline() {
+        let (limit, _clock) = limited(1, 1);
+        limit.try_take().unwrap();
+        // The next token is a second away; the deadline is sooner.
+        let signals = Signals::new(CancelToken::with_timeout(Duration::from_millis(500)));
+        assert_eq!(limit.take(&signals), Err(Stop::DeadlineExceeded));
+    }
+}

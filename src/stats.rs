@@ -1,0 +1,81 @@
+//! Counters shared by the workers, and the snapshot a caller reads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A snapshot of a client's counters since it was built, across all its calls.
+///
+/// Read it with [`FanOutClient::stats`](crate::FanOutClient::stats) at any time, from
+/// any thread, for example to drive a progress display. Counters are read one by one,
+/// so a snapshot taken while requests run may be off by a request between fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// HTTP requests started, retries included.
+    pub requests_sent: u64,
+    /// HTTP requests started and not yet finished.
+    pub in_flight: u64,
+    /// The most requests in flight at one moment.
+    pub peak_in_flight: u64,
+    /// Requests that were retries of an earlier failed attempt.
+    pub retries: u64,
+    /// IDs fetched successfully.
+    pub succeeded: u64,
+    /// IDs that failed for good (cancellations not counted).
+    pub failed: u64,
+    /// Time workers spent waiting for rate-limit tokens, summed over workers.
+    pub token_wait: Duration,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    requests_sent: AtomicU64,
+    in_flight: AtomicU64,
+    peak_in_flight: AtomicU64,
+    retries: AtomicU64,
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    token_wait_nanos: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn request_started(&self, attempt: u32) {
+        self.requests_sent.fetch_add(1, Ordering::Relaxed);
+        if attempt > 1 {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub(crate) fn request_finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn waited_for_token(&self, waited: Duration) {
+        if !waited.is_zero() {
+            let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+            self.token_wait_nanos.fetch_add(nanos, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn id_succeeded(&self) {
+        self.succeeded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn id_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            requests_sent: self.requests_sent.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            peak_in_flight: self.peak_in_flight.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            succeeded: self.succeeded.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            token_wait: Duration::from_nanos(self.token_wait_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
