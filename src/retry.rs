@@ -109,12 +109,7 @@ mod tests {
             max_attempts: 100,
             ..RetryPolicy::default()
         };
-        let ms = |attempt| {
-            policy
-                .backoff(attempt, None, 1.0)
-                .unwrap()
-                .as_millis()
-        };
+        let ms = |attempt| policy.backoff(attempt, None, 1.0).unwrap().as_millis();
         assert_eq!(ms(1), 100);
         assert_eq!(ms(2), 200);
         assert_eq!(ms(3), 400);

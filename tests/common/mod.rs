@@ -1,0 +1,262 @@
+//! Helpers shared by the integration tests.
+//!
+//! `TestServer` is a small HTTP/1.1 server on 127.0.0.1 with keep-alive and one thread
+//! per connection. Unlike a mock server it records when each request arrived and how
+//! many were in flight, can delay or hang an answer, and answers every request through
+//! one handler. mockito serves the tests that only need canned answers.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+/// How the server answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Answer `status` with `body` after `delay`.
+    Respond {
+        status: u16,
+        body: Vec<u8>,
+        delay: Duration,
+    },
+    /// Never answer (until the server is dropped, or 30 s pass).
+    Hang,
+}
+
+impl Reply {
+    pub fn ok(body: impl Into<Vec<u8>>) -> Self {
+        Reply::Respond {
+            status: 200,
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn status(status: u16) -> Self {
+        Reply::Respond {
+            status,
+            body: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn delayed(body: impl Into<Vec<u8>>, delay: Duration) -> Self {
+        Reply::Respond {
+            status: 200,
+            body: body.into(),
+            delay,
+        }
+    }
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub at: Instant,
+    pub path: String,
+    pub id: Option<u64>,
+}
+
+type Handler = dyn Fn(Option<u64>) -> Reply + Send + Sync;
+
+struct State {
+    handler: Box<Handler>,
+    arrivals: Mutex<Vec<Arrival>>,
+    in_flight: AtomicUsize,
+    peak_in_flight: AtomicUsize,
+    stopping: AtomicBool,
+    /// Disconnected when the server is dropped, releasing hanging handlers.
+    stop_rx: Receiver<()>,
+}
+
+pub struct TestServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    _stop_tx: Sender<()>,
+}
+
+impl TestServer {
+    /// Starts a server answering each request with `handler(id)`, where `id` is the
+    /// number in the last path segment.
+    pub fn start(handler: impl Fn(Option<u64>) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+        let state = Arc::new(State {
+            handler: Box::new(handler),
+            arrivals: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            stop_rx,
+        });
+        let accept_state = Arc::clone(&state);
+        let spawn = |f: Box<dyn FnOnce() + Send>| {
+            thread::Builder::new()
+                .name(SERVER_THREAD.to_string())
+                .spawn(f)
+                .expect("spawn server thread")
+        };
+        spawn(Box::new(move || {
+            for stream in listener.incoming() {
+                if accept_state.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let state = Arc::clone(&accept_state);
+                spawn(Box::new(move || serve_connection(&state, stream)));
+            }
+        }));
+        TestServer {
+            addr,
+            state,
+            _stop_tx: stop_tx,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/users/{id}`
+    pub fn template(&self) -> String {
+        format!("http://{}/users/{{id}}", self.addr)
+    }
+
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.state.arrivals.lock().unwrap().clone()
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.state.arrivals.lock().unwrap().len()
+    }
+
+    pub fn peak_in_flight(&self) -> usize {
+        self.state.peak_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees `stopping` and exits.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve_connection(state: &State, stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        match reader.read_line(&mut request_line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        // Headers: read to the blank line. Requests here have no body.
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) if line == "\r\n" || line == "\n" => break,
+                Ok(_) => {}
+            }
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        let id = path.rsplit('/').next().and_then(|s| s.parse().ok());
+
+        let now_in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state
+            .peak_in_flight
+            .fetch_max(now_in_flight, Ordering::SeqCst);
+        state.arrivals.lock().unwrap().push(Arrival {
+            at: Instant::now(),
+            path,
+            id,
+        });
+
+        let reply = (state.handler)(id);
+        let written = match reply {
+            Reply::Respond {
+                status,
+                body,
+                delay,
+            } => {
+                if !delay.is_zero() {
+                    // A test server may sleep: it plays a slow API.
+                    thread::sleep(delay);
+                }
+                let mut answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                answer.extend_from_slice(&body);
+                // Leave in-flight before the answer is on the wire, so a client that
+                // sends its next request at once never sees a stale count here.
+                state.in_flight.fetch_sub(1, Ordering::SeqCst);
+                writer.write_all(&answer)
+            }
+            Reply::Hang => {
+                let _ = state.stop_rx.recv_timeout(Duration::from_secs(30));
+                state.in_flight.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+/// The name of every test server thread, so that thread counts can leave them out.
+const SERVER_THREAD: &str = "test-server";
+
+/// The names of this process's threads, from /proc/self/task.
+pub fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect()
+}
+
+/// The number of threads in this process that are not test server threads.
+pub fn thread_count() -> usize {
+    thread_names()
+        .iter()
+        .filter(|name| !name.starts_with(SERVER_THREAD))
+        .count()
+}
+
+/// The number of threads started by the library (its workers are named `fanout-...`,
+/// and a thread started by one of them inherits its name).
+pub fn library_thread_count() -> usize {
+    thread_names()
+        .iter()
+        .filter(|name| name.starts_with("fanout"))
+        .count()
+}
+
+/// Polls `condition` every 10 ms until it holds or `limit` passes; returns whether it held.
+pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
