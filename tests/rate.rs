@@ -31,6 +31,7 @@ fn burst_goes_out_at_once_then_the_rate_holds() {
         .rate_limit(10, 20)
         .build()
         .unwrap();
+    common::warm_up(&client, &server, 8, 10, 20);
     let ids: Vec<u64> = (1..=40).collect();
 
     let started = Instant::now();
