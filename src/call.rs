@@ -83,7 +83,8 @@ impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
             Some(at) => crossbeam_channel::at(at),
             None => crossbeam_channel::never(),
         };
-        let seen = HashSet::with_capacity(ids.size_hint().0);
+        // Sized for the input, up to a point: a stream of millions may be cut short.
+        let seen = HashSet::with_capacity(ids.size_hint().0.min(1 << 16));
         FetchIter {
             ids,
             seen,
