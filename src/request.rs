@@ -204,6 +204,13 @@ impl Resolver for ThreadlessResolver {
             after: time::Duration::NotHappening,
             ..timeout
         };
-        self.0.resolve(uri, config, timeout)
+        // A failed lookup fails every ID alike, and at once: not worth a retry.
+        self.0.resolve(uri, config, timeout).map_err(|e| match e {
+            ureq::Error::Io(io) => {
+                log::debug!("lookup of {uri} failed: {io}");
+                ureq::Error::HostNotFound
+            }
+            other => other,
+        })
     }
 }

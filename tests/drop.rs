@@ -31,7 +31,9 @@ fn drop_does_not_wait_for_hanging_requests() {
     let err = client.fetch_all_with(&cancel, &[1, 2, 3, 4]).unwrap_err();
     canceller.join().unwrap();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
-    assert!(common::eventually(Duration::from_secs(5), || server.request_count() == 4));
+    assert!(common::eventually(Duration::from_secs(5), || server
+        .request_count()
+        == 4));
 
     let started = Instant::now();
     drop(client);

@@ -283,3 +283,41 @@ pub fn warm_up(
     server.state.arrivals.lock().unwrap().clear();
     server.state.peak_in_flight.store(0, Ordering::SeqCst);
 }
+
+/// A server that hands each accepted connection to `serve` on its own thread, for
+/// answers no well-behaved server gives: resets, garbage, trickles, lies about length.
+/// Returns the base URL `http://127.0.0.1:PORT`. The accept loop ends when the test
+/// process does.
+pub fn raw_server(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr = listener.local_addr().unwrap();
+    let serve = Arc::new(serve);
+    thread::Builder::new()
+        .name(SERVER_THREAD.to_string())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let serve = Arc::clone(&serve);
+                let _ = thread::Builder::new()
+                    .name(SERVER_THREAD.to_string())
+                    .spawn(move || serve(stream));
+            }
+        })
+        .expect("spawn server thread");
+    format!("http://{addr}")
+}
+
+/// Reads one request's head (up to the blank line) from `stream`.
+pub fn read_request_head(stream: &TcpStream) -> Option<String> {
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        head.push_str(&line);
+        if line == "\r\n" {
+            return Some(head);
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! A hostile downstream: every failure ends in a clear error for the right ID, in
+//! bounded time, and the client keeps working.
+
+mod common;
+
+use std::io::Write;
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::{raw_server, read_request_head};
+use fanout::{ErrorKind, FanOutClient, FetchError};
+
+/// Fetches ID 7 from `base` with fast retries and a short timeout.
+fn fetch_7(base: &str) -> (FetchError, Duration) {
+    let client = FanOutClient::builder(format!("{base}/users/{{id}}"))
+        .no_rate_limit()
+        .timeout(Duration::from_millis(500))
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .max_body_bytes(1024 * 1024)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client.fetch_all(&[7]).unwrap_err();
+    (err, started.elapsed())
+}
+
+/// Closes `stream` with a TCP reset rather than an orderly close.
+fn reset(stream: TcpStream) {
+    // A zero linger time makes close send RST.
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+#[test]
+fn reset_before_the_headers_is_a_transport_error_after_retries() {
+    let base = raw_server(|stream| {
+        let _ = read_request_head(&stream);
+        reset(stream);
+    });
+    let (err, _) = fetch_7(&base);
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(err.user_id(), Some(7));
+    assert_eq!(err.attempts(), 3);
+}
+
+#[test]
+fn reset_in_the_middle_of_the_body_is_a_transport_error() {
+    let base = raw_server(|mut stream| {
+        let _ = read_request_head(&stream);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nhalf");
+        reset(stream);
+    });
+    let (err, _) = fetch_7(&base);
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(err.user_id(), Some(7));
+    assert_eq!(err.status(), Some(200));
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let base = raw_server(|stream| {
+        let _ = read_request_head(&stream);
+        std::thread::sleep(Duration::from_secs(10));
+    });
+    let (err, took) = fetch_7(&base);
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(err.attempts(), 3);
+    // Three 500 ms attempts, not ten seconds.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn a_trickled_body_ends_at_the_timeout() {
+    let base = raw_server(|mut stream| {
+        let _ = read_request_head(&stream);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n");
+        for _ in 0..100_000 {
+            if stream.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let (err, took) = fetch_7(&base);
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn an_advertised_huge_body_fails_at_once() {
+    let base = raw_server(|mut stream| {
+        let _ = read_request_head(&stream);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10737418240\r\n\r\n");
+        // Keep writing: a client that read it all would take minutes and 10 GiB.
+        let chunk = vec![b'x'; 64 * 1024];
+        while stream.write_all(&chunk).is_ok() {}
+    });
+    let (err, took) = fetch_7(&base);
+    assert_eq!(err.kind(), ErrorKind::TooLarge, "{err}");
+    assert_eq!(err.attempts(), 1);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+}
+
+#[test]
+fn a_body_shorter_than_its_length_is_an_error() {
+    let base = raw_server(|mut stream| {
+        let _ = read_request_head(&stream);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort");
+        // A clean close, not a reset: the body simply ends early.
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = read_request_head(&stream);
+    });
+    let (err, _) = fetch_7(&base);
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(err.user_id(), Some(7));
+}
+
+#[test]
+fn garbage_instead_of_http_fails_without_retry() {
+    let base = raw_server(|mut stream| {
+        let _ = read_request_head(&stream);
+        let _ = stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\nnot http at all\r\n\r\n");
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = read_request_head(&stream);
+    });
+    let (err, _) = fetch_7(&base);
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(err.attempts(), 1);
+}
+
+#[test]
+fn a_host_that_does_not_resolve_fails_without_retry() {
+    // `.invalid` is reserved: it never resolves.
+    let (err, took) = fetch_7("http://no-such-host.invalid");
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(err.attempts(), 1);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn a_redirect_loop_fails_without_retry() {
+    let base = raw_server(|mut stream| {
+        while read_request_head(&stream).is_some() {
+            let answer = b"HTTP/1.1 302 Found\r\nlocation: /users/7\r\ncontent-length: 0\r\n\r\n";
+            if stream.write_all(answer).is_err() {
+                return;
+            }
+        }
+    });
+    let (err, _) = fetch_7(&base);
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(err.attempts(), 1);
+}
