@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::abort::CallSockets;
 use crate::cancel::{CancelToken, Signals};
 use crate::error::{ErrorKind, FetchError};
 use crate::pool::Job;
@@ -18,6 +19,8 @@ pub(crate) type Outcome = Result<Vec<u8>, FetchError>;
 /// The state one call shares with the workers running its jobs.
 pub(crate) struct Call {
     pub(crate) signals: Signals,
+    /// The sockets its requests are using, shut down when the call is abandoned.
+    pub(crate) sockets: Arc<CallSockets>,
     results: Sender<(u64, Outcome)>,
     /// Stop the whole call on the first ID that fails for good (`fetch_all`), rather
     /// than leave that to the reader of the results (`fetch_iter`).
@@ -25,12 +28,19 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    /// Stops the call: its queued jobs are skipped, its waits end, and its requests in
+    /// flight are interrupted at the socket.
+    pub(crate) fn abort(&self) {
+        self.signals.abort.cancel();
+        self.sockets.abort();
+    }
+
     /// Called by a worker when a job ends, however it ends.
     pub(crate) fn deliver(&self, id: u64, outcome: Outcome) {
         if self.fail_fast && outcome.as_ref().is_err_and(|e| !e.is_cancellation()) {
             // Before the result is sent: the other workers stop taking this call's
             // tokens and requests even before the caller wakes.
-            self.signals.abort.cancel();
+            self.abort();
         }
         // The caller may be gone already (it returned on an earlier error).
         let _ = self.results.send((id, outcome));
@@ -97,6 +107,7 @@ impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
             deadline,
             call: Arc::new(Call {
                 signals: Signals::new(cancel.clone()),
+                sockets: Arc::default(),
                 results: results_tx,
                 fail_fast,
             }),
@@ -111,7 +122,7 @@ impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
 
     fn finish(&mut self) {
         self.finished = true;
-        self.call.signals.abort.cancel();
+        self.call.abort();
     }
 }
 
@@ -186,7 +197,7 @@ impl<I> FetchIter<'_, I> {
 
 impl<I> Drop for FetchIter<'_, I> {
     fn drop(&mut self) {
-        self.call.signals.abort.cancel();
+        self.call.abort();
     }
 }
 

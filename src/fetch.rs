@@ -1,7 +1,9 @@
 //! Fetching one ID: wait for a token, send, classify, back off and retry, log.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::abort::{self, CallSockets};
 use crate::cancel::{Signals, Stop};
 use crate::error::FetchError;
 use crate::limit::RateLimit;
@@ -32,7 +34,12 @@ impl Drop for InFlight<'_> {
 impl Engine {
     /// Fetches `id` with retries, until it succeeds, fails for good, or `signals` stop
     /// the call.
-    pub(crate) fn fetch_one(&self, id: u64, signals: &Signals) -> Result<Vec<u8>, FetchError> {
+    pub(crate) fn fetch_one(
+        &self,
+        id: u64,
+        signals: &Signals,
+        sockets: &Arc<CallSockets>,
+    ) -> Result<Vec<u8>, FetchError> {
         let url = self.template.url(id);
         let stopped =
             |stop: Stop, attempts: u32| stop.into_error().with_user_id(id).with_attempts(attempts);
@@ -49,6 +56,7 @@ impl Engine {
             self.counters.request_started(attempt);
             let result = {
                 let _in_flight = InFlight(&self.counters);
+                let _attempt = abort::enter(sockets);
                 self.http.attempt(&url, signals.deadline())
             };
             let latency_ms = started.elapsed().as_millis() as u64;

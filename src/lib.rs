@@ -74,6 +74,7 @@
 //! fails for good. With `env_logger` (feature `kv`), `RUST_LOG=fanout=debug` shows them.
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod abort;
 mod call;
 mod cancel;
 mod client;

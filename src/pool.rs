@@ -70,12 +70,14 @@ fn work(engine: &Engine, jobs: &Receiver<Job>) {
     while let Ok(Job { id, call }) = jobs.recv() {
         // A panic is a bug in this library (or in a log backend); it fails this ID
         // and leaves the worker, and so the pool, whole.
-        let outcome = catch_unwind(AssertUnwindSafe(|| engine.fetch_one(id, &call.signals)))
-            .unwrap_or_else(|_| {
-                Err(FetchError::new(ErrorKind::Internal)
-                    .with_user_id(id)
-                    .with_detail("worker panicked"))
-            });
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            engine.fetch_one(id, &call.signals, &call.sockets)
+        }))
+        .unwrap_or_else(|_| {
+            Err(FetchError::new(ErrorKind::Internal)
+                .with_user_id(id)
+                .with_detail("worker panicked"))
+        });
         call.deliver(id, outcome);
     }
 }

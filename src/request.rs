@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 use ureq::config::Config;
 use ureq::http::{HeaderName, HeaderValue};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout, time};
+use ureq::unversioned::transport::{NextTimeout, time};
 use ureq::{Agent, Body};
 
+use crate::abort::TrackingConnector;
 use crate::error::{ErrorKind, FetchError};
 use crate::retry::{is_retryable_status, parse_retry_after};
 
@@ -72,7 +73,7 @@ impl Http {
             .build();
         let agent = Agent::with_parts(
             config,
-            DefaultConnector::new(),
+            TrackingConnector::default(),
             ThreadlessResolver::default(),
         );
         Http {

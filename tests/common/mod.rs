@@ -45,6 +45,18 @@ impl Reply {
         }
     }
 
+    /// The same reply with another status.
+    pub fn with_status(self, status: u16) -> Self {
+        match self {
+            Reply::Respond { body, delay, .. } => Reply::Respond {
+                status,
+                body,
+                delay,
+            },
+            Reply::Hang => Reply::Hang,
+        }
+    }
+
     pub fn delayed(body: impl Into<Vec<u8>>, delay: Duration) -> Self {
         Reply::Respond {
             status: 200,

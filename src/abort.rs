@@ -1,0 +1,281 @@
+//! Interrupting one call's requests in flight on the agent every call shares.
+//!
+//! ureq can shut a socket down from another thread (`ShutdownHandle`), but its
+//! `Agent::shutdown` reaches every request of every call. To stop only the requests of
+//! one call, each worker marks which call its current attempt belongs to (a
+//! thread-local set by [`enter`]); the agent's connector wraps every transport so that,
+//! when a request starts on it, the transport's shutdown handle is registered with that
+//! call ([`CallSockets`]). Aborting the call shuts down exactly those sockets, and the
+//! workers blocked on them are free at once.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, ShutdownHandle, Transport,
+};
+
+/// The sockets the requests of one call are using right now.
+#[derive(Default)]
+pub(crate) struct CallSockets {
+    inner: Mutex<Sockets>,
+}
+
+#[derive(Default)]
+struct Sockets {
+    /// Once set, any socket registered is shut down at once.
+    aborted: bool,
+    next_key: u64,
+    live: Vec<(u64, Weak<dyn ShutdownHandle>)>,
+}
+
+impl CallSockets {
+    /// Shuts down every socket in use by this call, now and from now on.
+    pub(crate) fn abort(&self) {
+        let live = {
+            let mut sockets = lock(&self.inner);
+            sockets.aborted = true;
+            std::mem::take(&mut sockets.live)
+        };
+        // Outside the lock: shutdown is a syscall, and workers register under it.
+        for (_, socket) in live {
+            if let Some(socket) = socket.upgrade() {
+                socket.shutdown();
+            }
+        }
+    }
+
+    fn register(&self, socket: &Weak<dyn ShutdownHandle>) -> Option<u64> {
+        let mut sockets = lock(&self.inner);
+        if sockets.aborted {
+            drop(sockets);
+            if let Some(socket) = socket.upgrade() {
+                socket.shutdown();
+            }
+            return None;
+        }
+        let key = sockets.next_key;
+        sockets.next_key += 1;
+        sockets.live.push((key, socket.clone()));
+        Some(key)
+    }
+
+    fn deregister(&self, key: u64) {
+        lock(&self.inner).live.retain(|(k, _)| *k != key);
+    }
+}
+
+impl fmt::Debug for CallSockets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sockets = lock(&self.inner);
+        f.debug_struct("CallSockets")
+            .field("aborted", &sockets.aborted)
+            .field("live", &sockets.live.len())
+            .finish()
+    }
+}
+
+/// The state stays consistent whatever panicked while holding the lock.
+fn lock(mutex: &Mutex<Sockets>) -> std::sync::MutexGuard<'_, Sockets> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The attempt the current worker thread is running.
+struct Attempt {
+    sockets: Arc<CallSockets>,
+    /// (key in `sockets`, the socket) for each socket this attempt used.
+    registered: Vec<(u64, Weak<dyn ShutdownHandle>)>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Attempt>> = const { RefCell::new(None) };
+}
+
+/// Ties the requests this thread makes to `sockets` until the guard is dropped.
+pub(crate) fn enter(sockets: &Arc<CallSockets>) -> AttemptGuard {
+    CURRENT.with(|current| {
+        *current.borrow_mut() = Some(Attempt {
+            sockets: Arc::clone(sockets),
+            registered: Vec::new(),
+        });
+    });
+    AttemptGuard(())
+}
+
+/// Ends the tie made by [`enter`]: the sockets used go back to being nobody's, so an
+/// abort can never reach a connection another call picks up from the pool.
+pub(crate) struct AttemptGuard(());
+
+impl Drop for AttemptGuard {
+    fn drop(&mut self) {
+        if let Some(attempt) = CURRENT.with(|current| current.borrow_mut().take()) {
+            for (key, _) in attempt.registered {
+                attempt.sockets.deregister(key);
+            }
+        }
+    }
+}
+
+/// Called as a request starts on `socket`.
+fn request_starts_on(socket: &Weak<dyn ShutdownHandle>) {
+    CURRENT.with(|current| {
+        let mut current = current.borrow_mut();
+        let Some(attempt) = current.as_mut() else {
+            return;
+        };
+        if attempt
+            .registered
+            .iter()
+            .any(|(_, known)| Weak::ptr_eq(known, socket))
+        {
+            return;
+        }
+        if let Some(key) = attempt.sockets.register(socket) {
+            attempt.registered.push((key, socket.clone()));
+        }
+    });
+}
+
+/// ureq's default connector, with each transport it makes wrapped in a
+/// [`TrackedTransport`].
+#[derive(Debug, Default)]
+pub(crate) struct TrackingConnector {
+    inner: DefaultConnector,
+}
+
+impl Connector<()> for TrackingConnector {
+    type Out = TrackedTransport;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        // Keep a copy of the socket's shutdown handle as it is registered with the
+        // agent (straight after the TCP connect, before any TLS).
+        let captured: Arc<Mutex<Option<Weak<dyn ShutdownHandle>>>> = Arc::default();
+        let register_with_agent = Arc::clone(&details.register_shutdown);
+        let capture = Arc::clone(&captured);
+        let details = ConnectionDetails {
+            uri: details.uri,
+            addrs: details.addrs.clone(),
+            config: details.config,
+            request_level: details.request_level,
+            resolver: details.resolver,
+            now: details.now,
+            timeout: details.timeout,
+            current_time: Arc::clone(&details.current_time),
+            run_connector: Arc::clone(&details.run_connector),
+            register_shutdown: Arc::new(move |socket: Weak<dyn ShutdownHandle>| {
+                let mut slot = capture.lock().unwrap_or_else(|p| p.into_inner());
+                *slot = Some(socket.clone());
+                register_with_agent(socket)
+            }),
+        };
+        let inner = self.inner.connect(&details, None)?;
+        let socket = captured.lock().unwrap_or_else(|p| p.into_inner()).take();
+        Ok(inner.map(|inner| TrackedTransport { inner, socket }))
+    }
+}
+
+/// A transport that tells the current attempt which socket it runs on.
+pub(crate) struct TrackedTransport {
+    inner: Box<dyn Transport>,
+    socket: Option<Weak<dyn ShutdownHandle>>,
+}
+
+impl Transport for TrackedTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        // Every request, on a new or a pooled connection, starts by sending.
+        if let Some(socket) = &self.socket {
+            request_starts_on(socket);
+        }
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.inner.maybe_await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+impl fmt::Debug for TrackedTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrackedTransport")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl ShutdownHandle for Counting {
+        fn shutdown(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn weak(socket: &Arc<Counting>) -> Weak<dyn ShutdownHandle> {
+        let socket: Arc<dyn ShutdownHandle> = socket.clone();
+        Arc::downgrade(&socket)
+    }
+
+    #[test]
+    fn abort_shuts_down_sockets_in_use_only() {
+        let call = Arc::new(CallSockets::default());
+        let in_use = Arc::new(Counting::default());
+        let released = Arc::new(Counting::default());
+
+        {
+            let _attempt = enter(&call);
+            request_starts_on(&weak(&released));
+        }
+        let _attempt = enter(&call);
+        request_starts_on(&weak(&in_use));
+        call.abort();
+
+        assert_eq!(in_use.0.load(Ordering::SeqCst), 1);
+        assert_eq!(released.0.load(Ordering::SeqCst), 0, "back in the pool");
+    }
+
+    #[test]
+    fn a_socket_registered_after_the_abort_is_shut_down_at_once() {
+        let call = Arc::new(CallSockets::default());
+        call.abort();
+        let late = Arc::new(Counting::default());
+        let _attempt = enter(&call);
+        request_starts_on(&weak(&late));
+        assert_eq!(late.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn requests_outside_an_attempt_are_not_tracked() {
+        let socket = Arc::new(Counting::default());
+        request_starts_on(&weak(&socket));
+        assert_eq!(socket.0.load(Ordering::SeqCst), 0);
+    }
+}
