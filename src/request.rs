@@ -1,9 +1,10 @@
 //! One HTTP attempt on the shared agent, and the classification of its outcome.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use ureq::config::Config;
-use ureq::http::{HeaderName, HeaderValue};
+use ureq::http::{HeaderName, HeaderValue, Response, Uri};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{NextTimeout, time};
 use ureq::{Agent, Body};
@@ -70,6 +71,9 @@ impl Http {
             .max_idle_connections(pool_size)
             .max_idle_connections_per_host(pool_size)
             .user_agent(concat!("fanout/", env!("CARGO_PKG_VERSION")))
+            // Redirects are followed by `attempt`, within the same origin only.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
             .build();
         let agent = Agent::with_parts(
             config,
@@ -89,49 +93,148 @@ impl Http {
         self.agent.clone().shutdown();
     }
 
-    /// One GET of `url`, bounded by the per-attempt timeout and by `deadline`.
+    /// One GET of `url`, bounded by the per-attempt timeout and by `deadline`,
+    /// following same-origin redirects within that bound.
     pub(crate) fn attempt(
         &self,
         url: &str,
         deadline: Option<Instant>,
     ) -> Result<Answer, AttemptError> {
+        let started = Instant::now();
+        let own_end = started + self.timeout;
+        let (end, deadline_bound) = match deadline {
+            Some(d) if d < own_end => (d, true),
+            _ => (own_end, false),
+        };
+        let mut url = Cow::Borrowed(url);
+        for hop in 0..=MAX_REDIRECTS {
+            let remaining = end.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(timed_out(deadline_bound, None));
+            }
+            // The agent's own timeout serves the common case, a first hop not bound by
+            // the caller's deadline, without a per-request config to allocate.
+            let timeout = (hop > 0 || deadline_bound).then_some(remaining);
+            let mut response = self
+                .send(&url, timeout)
+                .map_err(|e| classify_ureq_error(e, deadline_bound))?;
+            let status = response.status().as_u16();
+
+            if response.status().is_redirection() {
+                if let Some(next) = self.follow(&url, &response)? {
+                    url = Cow::Owned(next);
+                    continue;
+                }
+            }
+            if !response.status().is_success() {
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                return Err(AttemptError {
+                    error: FetchError::new(ErrorKind::Status).with_status(status),
+                    retryable: is_retryable_status(status),
+                    retry_after,
+                });
+            }
+            let body = read_body(response.body_mut(), self.max_body_bytes)
+                .map_err(|e| with_status(classify_ureq_error(e, deadline_bound), status))?;
+            return Ok(Answer { status, body });
+        }
+        Err(AttemptError::fatal(
+            FetchError::new(ErrorKind::Transport)
+                .with_detail(format!("more than {MAX_REDIRECTS} redirects")),
+        ))
+    }
+
+    fn send(&self, url: &str, timeout: Option<Duration>) -> Result<Response<Body>, ureq::Error> {
         let mut request = self.agent.get(url);
         for (name, value) in &self.headers {
             request = request.header(name, value);
         }
-
-        // The caller's deadline shortens the attempt only when it is the nearer bound,
-        // so the common case keeps the agent's config and allocates nothing extra.
-        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let deadline_bound = remaining.is_some_and(|r| r < self.timeout);
-        let result = match remaining {
-            Some(r) if r.is_zero() => {
-                return Err(AttemptError::fatal(FetchError::new(
-                    ErrorKind::DeadlineExceeded,
-                )));
-            }
-            Some(r) if deadline_bound => request.config().timeout_per_call(Some(r)).build().call(),
-            _ => request.call(),
-        };
-
-        let mut response = result.map_err(|e| classify_ureq_error(e, deadline_bound))?;
-        let status = response.status().as_u16();
-        if !response.status().is_success() {
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            return Err(AttemptError {
-                error: FetchError::new(ErrorKind::Status).with_status(status),
-                retryable: is_retryable_status(status),
-                retry_after,
-            });
+        match timeout {
+            Some(t) => request.config().timeout_per_call(Some(t)).build().call(),
+            None => request.call(),
         }
+    }
 
-        let body = read_body(response.body_mut(), self.max_body_bytes)
-            .map_err(|e| with_status(classify_ureq_error(e, deadline_bound), status))?;
-        Ok(Answer { status, body })
+    /// Where a redirect from `url` leads, if it is to be followed: `None` for a 3xx
+    /// without a usable `Location` (it is then an ordinary failed status), an error for
+    /// a redirect to another origin.
+    fn follow(&self, url: &str, response: &Response<Body>) -> Result<Option<String>, AttemptError> {
+        let Some(location) = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(None);
+        };
+        let Some(next) = resolve_location(url, location) else {
+            return Ok(None);
+        };
+        if origin(&next) != origin(url) {
+            // Headers such as Authorization were configured for this API alone.
+            return Err(AttemptError::fatal(
+                FetchError::new(ErrorKind::Status)
+                    .with_status(response.status().as_u16())
+                    .with_detail(format!("redirect to another origin refused: {next}")),
+            ));
+        }
+        Ok(Some(next))
+    }
+}
+
+/// How many redirects one attempt follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// Scheme, host and port of an absolute URL.
+fn origin(url: &str) -> Option<(String, String, u16)> {
+    let uri: Uri = url.parse().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let port = uri.port_u16().or(match scheme.as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    })?;
+    Some((scheme, uri.host()?.to_ascii_lowercase(), port))
+}
+
+/// The absolute URL a `Location` header points to, seen from `base`.
+fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if location.parse::<Uri>().is_ok_and(|u| u.scheme().is_some()) {
+        return Some(location.to_owned());
+    }
+    let base_uri: Uri = base.parse().ok()?;
+    let scheme = base_uri.scheme_str()?;
+    let authority = base_uri.authority()?.as_str();
+    let resolved = if let Some(rest) = location.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        let path = base_uri.path();
+        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        format!("{scheme}://{authority}{dir}{location}")
+    };
+    resolved.parse::<Uri>().is_ok().then_some(resolved)
+}
+
+fn timed_out(deadline_bound: bool, source: Option<ureq::Error>) -> AttemptError {
+    let kind = if deadline_bound {
+        ErrorKind::DeadlineExceeded
+    } else {
+        ErrorKind::Timeout
+    };
+    let mut error = FetchError::new(kind);
+    if let Some(source) = source {
+        error = error.with_source(source);
+    }
+    AttemptError {
+        error,
+        // A timeout may pass; the caller's deadline will not come back.
+        retryable: !deadline_bound,
+        retry_after: None,
     }
 }
 
@@ -152,22 +255,15 @@ fn read_body(body: &mut Body, limit: u64) -> Result<Vec<u8>, ureq::Error> {
 
 fn classify_ureq_error(error: ureq::Error, deadline_bound: bool) -> AttemptError {
     use ureq::Error as E;
-    let timed_out = |error: ureq::Error| {
-        if deadline_bound {
-            AttemptError::fatal(FetchError::new(ErrorKind::DeadlineExceeded).with_source(error))
-        } else {
-            AttemptError::transient(FetchError::new(ErrorKind::Timeout).with_source(error))
-        }
-    };
     match error {
-        E::Timeout(_) => timed_out(error),
+        E::Timeout(_) => timed_out(deadline_bound, Some(error)),
         E::Io(ref io)
             if matches!(
                 io.kind(),
                 std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
             ) =>
         {
-            timed_out(error)
+            timed_out(deadline_bound, Some(error))
         }
         E::BodyExceedsLimit(limit) => AttemptError::fatal(
             FetchError::new(ErrorKind::TooLarge)
@@ -213,5 +309,32 @@ impl Resolver for ThreadlessResolver {
             }
             other => other,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_against_the_current_url() {
+        let base = "http://api.test:8080/v1/users/7?x=1";
+        let cases = [
+            ("https://other.test/a", "https://other.test/a"),
+            ("//cdn.test/b", "http://cdn.test/b"),
+            ("/v2/users/7", "http://api.test:8080/v2/users/7"),
+            ("8", "http://api.test:8080/v1/users/8"),
+        ];
+        for (location, expected) in cases {
+            assert_eq!(resolve_location(base, location).as_deref(), Some(expected));
+        }
+    }
+
+    #[test]
+    fn origin_compares_scheme_host_and_port() {
+        assert_eq!(origin("http://a.test/x"), origin("http://A.test:80/y"));
+        assert_ne!(origin("http://a.test/x"), origin("https://a.test/x"));
+        assert_ne!(origin("http://a.test/x"), origin("http://a.test:81/x"));
+        assert_ne!(origin("http://a.test/x"), origin("http://b.test/x"));
     }
 }

@@ -151,3 +151,51 @@ fn a_redirect_loop_fails_without_retry() {
     assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
     assert_eq!(err.attempts(), 1);
 }
+
+#[test]
+fn a_same_origin_redirect_is_followed() {
+    let base = raw_server(|mut stream| {
+        while let Some(head) = read_request_head(&stream) {
+            let answer: &[u8] = if head.starts_with("GET /users/7 ") {
+                b"HTTP/1.1 301 Moved\r\nlocation: /v2/users/7\r\ncontent-length: 0\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nmoved"
+            };
+            if stream.write_all(answer).is_err() {
+                return;
+            }
+        }
+    });
+    let client = FanOutClient::builder(format!("{base}/users/{{id}}"))
+        .build()
+        .unwrap();
+    assert_eq!(client.fetch_all(&[7]).unwrap()[&7], b"moved");
+}
+
+#[test]
+fn a_redirect_to_another_host_is_refused_and_credentials_stay_home() {
+    let mut elsewhere = mockito::Server::new();
+    let stolen = elsewhere
+        .mock("GET", mockito::Matcher::Any)
+        .expect(0)
+        .create();
+    let target = format!("{}/collect", elsewhere.url());
+    let base = raw_server(move |mut stream| {
+        let _ = read_request_head(&stream);
+        let answer =
+            format!("HTTP/1.1 302 Found\r\nlocation: {target}\r\ncontent-length: 0\r\n\r\n");
+        let _ = stream.write_all(answer.as_bytes());
+    });
+    let client = FanOutClient::builder(format!("{base}/users/{{id}}"))
+        .header("Authorization", "Bearer secret")
+        .build()
+        .unwrap();
+
+    let err = client.fetch_all(&[7]).unwrap_err();
+
+    assert_eq!(err.kind(), ErrorKind::Status);
+    assert_eq!(err.status(), Some(302));
+    assert_eq!(err.attempts(), 1);
+    assert!(err.to_string().contains("another origin"), "{err}");
+    stolen.assert();
+}
