@@ -176,4 +176,53 @@ mod tests {
         let signals = Signals::new(CancelToken::with_timeout(Duration::from_millis(500)));
         assert_eq!(limit.take(&signals), Err(Stop::DeadlineExceeded));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// A greedy taker on a fake clock takes exactly what an ideal token bucket
+            /// (full at start, `burst` deep, `rate` per second) allows: never more,
+            /// and never a whole token less.
+            #[test]
+            fn greedy_taker_matches_an_exact_bucket(
+                rate in 1u64..=1000,
+                burst in 1u64..=50,
+                steps in vec(0u64..20_000_000, 1..100),
+            ) {
+                let (limit, clock) = limited(rate, burst);
+                let mut exact = burst as f64;
+                for step_ns in steps {
+                    clock.advance(Duration::from_nanos(step_ns));
+                    exact = (exact + rate as f64 * step_ns as f64 / 1e9).min(burst as f64);
+                    let mut taken = 0u64;
+                    while limit.try_take().is_ok() {
+                        taken += 1;
+                        prop_assert!(taken <= burst, "more than a burst at one instant");
+                    }
+                    prop_assert!(taken as f64 <= exact + 1e-6, "took {taken}, bucket held {exact}");
+                    prop_assert!(taken as f64 >= exact.floor() - 1.0, "took {taken}, bucket held {exact}");
+                    exact -= taken as f64;
+                }
+            }
+
+            /// The wait `try_take` asks for is enough: after it, a token is there.
+            #[test]
+            fn the_advised_wait_is_enough(
+                rate in 1u64..=10_000,
+                burst in 1u64..=50,
+                drained_after_ns in 0u64..1_000_000_000,
+            ) {
+                let (limit, clock) = limited(rate, burst);
+                clock.advance(Duration::from_nanos(drained_after_ns));
+                while limit.try_take().is_ok() {}
+                let wait = limit.try_take().unwrap_err();
+                prop_assert!(wait <= Duration::from_secs(1) / rate as u32 + Duration::from_micros(1));
+                clock.advance(wait + Duration::from_micros(1));
+                prop_assert_eq!(limit.try_take(), Ok(()));
+            }
+        }
+    }
 }
