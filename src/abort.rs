@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use ureq::unversioned::transport::{
@@ -17,8 +18,9 @@ use ureq::unversioned::transport::{
 };
 
 /// The sockets the requests of one call are using right now.
-#[derive(Default)]
 pub(crate) struct CallSockets {
+    /// Tells this call apart in [`Socket::owner`].
+    id: u64,
     inner: Mutex<Sockets>,
 }
 
@@ -27,7 +29,38 @@ struct Sockets {
     /// Once set, any socket registered is shut down at once.
     aborted: bool,
     next_key: u64,
-    live: Vec<(u64, Weak<dyn ShutdownHandle>)>,
+    live: Vec<(u64, Arc<Socket>)>,
+}
+
+/// One connection of the agent, as the calls see it.
+pub(crate) struct Socket {
+    shutdown: Weak<dyn ShutdownHandle>,
+    /// The call whose request last started on this socket (0: none). A call shuts the
+    /// socket down only while it still owns it: a connection back in the pool may be
+    /// carrying another call's request before the first call's worker has let go.
+    owner: Mutex<u64>,
+}
+
+impl Socket {
+    fn shutdown_if_owned_by(&self, call: u64) {
+        let owner = self.owner.lock().unwrap_or_else(|p| p.into_inner());
+        // Under the lock, so no other call can take the socket in between.
+        if *owner == call {
+            if let Some(socket) = self.shutdown.upgrade() {
+                socket.shutdown();
+            }
+        }
+    }
+}
+
+impl Default for CallSockets {
+    fn default() -> Self {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        CallSockets {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            inner: Mutex::default(),
+        }
+    }
 }
 
 impl CallSockets {
@@ -40,24 +73,21 @@ impl CallSockets {
         };
         // Outside the lock: shutdown is a syscall, and workers register under it.
         for (_, socket) in live {
-            if let Some(socket) = socket.upgrade() {
-                socket.shutdown();
-            }
+            socket.shutdown_if_owned_by(self.id);
         }
     }
 
-    fn register(&self, socket: &Weak<dyn ShutdownHandle>) -> Option<u64> {
+    fn register(&self, socket: &Arc<Socket>) -> Option<u64> {
+        *socket.owner.lock().unwrap_or_else(|p| p.into_inner()) = self.id;
         let mut sockets = lock(&self.inner);
         if sockets.aborted {
             drop(sockets);
-            if let Some(socket) = socket.upgrade() {
-                socket.shutdown();
-            }
+            socket.shutdown_if_owned_by(self.id);
             return None;
         }
         let key = sockets.next_key;
         sockets.next_key += 1;
-        sockets.live.push((key, socket.clone()));
+        sockets.live.push((key, Arc::clone(socket)));
         Some(key)
     }
 
@@ -87,7 +117,7 @@ fn lock(mutex: &Mutex<Sockets>) -> std::sync::MutexGuard<'_, Sockets> {
 struct Attempt {
     sockets: Arc<CallSockets>,
     /// (key in `sockets`, the socket) for each socket this attempt used.
-    registered: Vec<(u64, Weak<dyn ShutdownHandle>)>,
+    registered: Vec<(u64, Arc<Socket>)>,
 }
 
 thread_local! {
@@ -105,8 +135,7 @@ pub(crate) fn enter(sockets: &Arc<CallSockets>) -> AttemptGuard {
     AttemptGuard(())
 }
 
-/// Ends the tie made by [`enter`]: the sockets used go back to being nobody's, so an
-/// abort can never reach a connection another call picks up from the pool.
+/// Ends the tie made by [`enter`]: the call lets go of the sockets it used.
 pub(crate) struct AttemptGuard(());
 
 impl Drop for AttemptGuard {
@@ -120,7 +149,7 @@ impl Drop for AttemptGuard {
 }
 
 /// Called as a request starts on `socket`.
-fn request_starts_on(socket: &Weak<dyn ShutdownHandle>) {
+fn request_starts_on(socket: &Arc<Socket>) {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
         let Some(attempt) = current.as_mut() else {
@@ -129,12 +158,12 @@ fn request_starts_on(socket: &Weak<dyn ShutdownHandle>) {
         if attempt
             .registered
             .iter()
-            .any(|(_, known)| Weak::ptr_eq(known, socket))
+            .any(|(_, known)| Arc::ptr_eq(known, socket))
         {
             return;
         }
         if let Some(key) = attempt.sockets.register(socket) {
-            attempt.registered.push((key, socket.clone()));
+            attempt.registered.push((key, Arc::clone(socket)));
         }
     });
 }
@@ -176,7 +205,16 @@ impl Connector<()> for TrackingConnector {
             }),
         };
         let inner = self.inner.connect(&details, None)?;
-        let socket = captured.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let socket = captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .map(|shutdown| {
+                Arc::new(Socket {
+                    shutdown,
+                    owner: Mutex::new(0),
+                })
+            });
         Ok(inner.map(|inner| TrackedTransport { inner, socket }))
     }
 }
@@ -184,7 +222,7 @@ impl Connector<()> for TrackingConnector {
 /// A transport that tells the current attempt which socket it runs on.
 pub(crate) struct TrackedTransport {
     inner: Box<dyn Transport>,
-    socket: Option<Weak<dyn ShutdownHandle>>,
+    socket: Option<Arc<Socket>>,
 }
 
 impl Transport for TrackedTransport {
@@ -228,7 +266,7 @@ impl fmt::Debug for TrackedTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     #[derive(Default)]
     struct Counting(AtomicUsize);
@@ -239,9 +277,12 @@ mod tests {
         }
     }
 
-    fn weak(socket: &Arc<Counting>) -> Weak<dyn ShutdownHandle> {
-        let socket: Arc<dyn ShutdownHandle> = socket.clone();
-        Arc::downgrade(&socket)
+    fn tracked(socket: &Arc<Counting>) -> Arc<Socket> {
+        let shutdown: Arc<dyn ShutdownHandle> = socket.clone();
+        Arc::new(Socket {
+            shutdown: Arc::downgrade(&shutdown),
+            owner: Mutex::new(0),
+        })
     }
 
     #[test]
@@ -252,10 +293,10 @@ mod tests {
 
         {
             let _attempt = enter(&call);
-            request_starts_on(&weak(&released));
+            request_starts_on(&tracked(&released));
         }
         let _attempt = enter(&call);
-        request_starts_on(&weak(&in_use));
+        request_starts_on(&tracked(&in_use));
         call.abort();
 
         assert_eq!(in_use.0.load(Ordering::SeqCst), 1);
@@ -268,14 +309,40 @@ mod tests {
         call.abort();
         let late = Arc::new(Counting::default());
         let _attempt = enter(&call);
-        request_starts_on(&weak(&late));
+        request_starts_on(&tracked(&late));
         assert_eq!(late.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn requests_outside_an_attempt_are_not_tracked() {
         let socket = Arc::new(Counting::default());
-        request_starts_on(&weak(&socket));
+        request_starts_on(&tracked(&socket));
         assert_eq!(socket.0.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_socket_another_call_took_over_is_left_alone() {
+        let first = Arc::new(CallSockets::default());
+        let second = Arc::new(CallSockets::default());
+        let counting = Arc::new(Counting::default());
+        let socket = tracked(&counting);
+
+        // The first call's request ended and its connection went back to the pool,
+        // but its worker has not let go yet when the second call's request starts.
+        let first_attempt = enter(&first);
+        request_starts_on(&socket);
+        let handover = std::thread::spawn({
+            let second = Arc::clone(&second);
+            let socket = Arc::clone(&socket);
+            move || {
+                let _attempt = enter(&second);
+                request_starts_on(&socket);
+            }
+        });
+        handover.join().unwrap();
+        first.abort();
+        drop(first_attempt);
+
+        assert_eq!(counting.0.load(Ordering::SeqCst), 0);
     }
 }

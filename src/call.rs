@@ -119,11 +119,6 @@ impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
     fn next_new_id(&mut self) -> Option<u64> {
         self.ids.by_ref().find(|id| self.seen.insert(*id))
     }
-
-    fn finish(&mut self) {
-        self.finished = true;
-        self.call.abort();
-    }
 }
 
 impl<I: Iterator<Item = u64>> Iterator for FetchIter<'_, I> {
@@ -177,6 +172,11 @@ impl<I: Iterator<Item = u64>> Iterator for FetchIter<'_, I> {
 }
 
 impl<I> FetchIter<'_, I> {
+    fn finish(&mut self) {
+        self.finished = true;
+        self.call.abort();
+    }
+
     /// Counts a result in, and returns it unless it only says the job was stopped.
     fn receive(
         &mut self,
@@ -190,6 +190,15 @@ impl<I> FetchIter<'_, I> {
             // call, by `next`. One stopped by another ID's failure (fail-fast) must
             // not hide that failure, which is on its way.
             Err(e) if e.kind() == ErrorKind::Cancelled => None,
+            // The caller's deadline ends the whole call, as a cancel does: the worker
+            // that found out first (its wait could not end in time) does not make it
+            // that ID's failure.
+            Err(e) if e.kind() == ErrorKind::DeadlineExceeded => {
+                self.finish();
+                Some(Err(
+                    FetchError::new(ErrorKind::DeadlineExceeded).with_source(e)
+                ))
+            }
             outcome => Some(outcome.map(|body| (id, body))),
         }
     }

@@ -29,6 +29,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// Default largest response body accepted: 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
+/// The longest per-attempt timeout accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 /// The largest `max_in_flight` accepted: each one is an OS thread.
 pub const MAX_IN_FLIGHT_LIMIT: usize = 4096;
 
@@ -213,7 +215,8 @@ impl FanOutClientBuilder {
     }
 
     /// Bounds each attempt, from connecting to the last byte of the body. Default: 10
-    /// seconds. A caller's deadline that comes sooner shortens the attempt.
+    /// seconds, at most [`MAX_TIMEOUT`] (a day). A caller's deadline that comes sooner
+    /// shortens the attempt.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -292,6 +295,9 @@ impl FanOutClientBuilder {
         }
         if self.timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
+        }
+        if self.timeout > MAX_TIMEOUT {
+            return Err(ConfigError::TimeoutTooLong(self.timeout));
         }
         if self.max_body_bytes == 0 {
             return Err(ConfigError::ZeroBodyLimit);

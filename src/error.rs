@@ -44,6 +44,9 @@ pub enum ConfigError {
     /// The per-attempt timeout was zero.
     #[error("timeout must be greater than zero")]
     ZeroTimeout,
+    /// The per-attempt timeout was longer than [`MAX_TIMEOUT`](crate::MAX_TIMEOUT).
+    #[error("timeout of {0:?} is longer than the limit of a day")]
+    TimeoutTooLong(std::time::Duration),
     /// `max_body_bytes` was 0.
     #[error("max_body_bytes must be at least 1")]
     ZeroBodyLimit,

@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use crate::abort::{self, CallSockets};
 use crate::cancel::{Signals, Stop};
+use crate::error::ErrorKind;
 use crate::error::FetchError;
 use crate::limit::RateLimit;
-use crate::request::Http;
+use crate::request::{AttemptError, Http, MAX_REDIRECTS, Reply};
 use crate::retry::RetryPolicy;
 use crate::stats::Counters;
 use crate::template::UrlTemplate;
@@ -40,29 +41,35 @@ impl Engine {
         signals: &Signals,
         sockets: &Arc<CallSockets>,
     ) -> Result<Vec<u8>, FetchError> {
-        let url = self.template.url(id);
+        let first_url = self.template.url(id);
         let stopped =
             |stop: Stop, attempts: u32| stop.into_error().with_user_id(id).with_attempts(attempts);
 
         let mut attempt = 0;
+        // Same-origin redirects followed in this attempt, and where they led.
+        let mut hops = 0;
+        let mut redirected: Option<String> = None;
         loop {
             // Checked before taking a token, so a stopped call spends none.
             signals.check().map_err(|s| stopped(s, attempt))?;
             let waited = self.limit.take(signals).map_err(|s| stopped(s, attempt))?;
             self.counters.waited_for_token(waited);
-            attempt += 1;
+            if hops == 0 {
+                attempt += 1;
+            }
+            let url = redirected.as_deref().unwrap_or(&first_url);
 
             let started = Instant::now();
-            self.counters.request_started(attempt);
+            self.counters.request_started(hops == 0 && attempt > 1);
             let result = {
                 let _in_flight = InFlight(&self.counters);
                 let _attempt = abort::enter(sockets);
-                self.http.attempt(&url, signals.deadline())
+                self.http.request(url, signals.deadline())
             };
             let latency_ms = started.elapsed().as_millis() as u64;
 
             let failed = match result {
-                Ok(answer) => {
+                Ok(Reply::Body(answer)) => {
                     log::debug!(
                         user_id = id, attempt, latency_ms, status = answer.status,
                         bytes = answer.body.len();
@@ -71,8 +78,23 @@ impl Engine {
                     self.counters.id_succeeded();
                     return Ok(answer.body);
                 }
+                Ok(Reply::Redirect(next)) if hops < MAX_REDIRECTS => {
+                    log::debug!(user_id = id, attempt, latency_ms; "redirected to {next}");
+                    hops += 1;
+                    redirected = Some(next);
+                    continue;
+                }
+                Ok(Reply::Redirect(_)) => AttemptError {
+                    error: FetchError::new(ErrorKind::Transport)
+                        .with_detail(format!("more than {MAX_REDIRECTS} redirects")),
+                    retryable: false,
+                    retry_after: None,
+                },
                 Err(failed) => failed,
             };
+            // A retry starts again from the template's URL.
+            hops = 0;
+            redirected = None;
             let status = failed.error.status();
 
             // A failure caused by the call stopping (its socket shut down, say) is

@@ -92,9 +92,11 @@ pub use cancel::CancelToken;
 pub use client::{
     DEFAULT_BURST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_RATE, DEFAULT_TIMEOUT, FanOutClient, FanOutClientBuilder, MAX_IN_FLIGHT_LIMIT,
+    MAX_TIMEOUT,
 };
 pub use error::{ConfigError, ErrorKind, FetchError};
 pub use stats::Stats;
+pub use template::UrlTemplate;
 
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}

@@ -66,7 +66,7 @@ impl<C: Clock> RateLimit<C> {
             Err(TryWaitError::Insufficient(wait)) => Err(wait),
             // Not reachable with burst >= 1; waiting one token's time is the safe
             // answer, never sending early.
-            Err(_) => Err(Duration::from_secs(1) / bucket.rate().max(1) as u32),
+            Err(_) => Err(Duration::from_nanos(1_000_000_000 / bucket.rate().max(1))),
         }
     }
 

@@ -1,6 +1,5 @@
 //! One HTTP attempt on the shared agent, and the classification of its outcome.
 
-use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use ureq::config::Config;
@@ -20,6 +19,14 @@ pub(crate) struct Http {
     headers: Vec<(HeaderName, HeaderValue)>,
     timeout: Duration,
     max_body_bytes: u64,
+}
+
+/// What a request that did not fail gave.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Body(Answer),
+    /// A redirect within the same origin, to this absolute URL.
+    Redirect(String),
 }
 
 /// A successful answer.
@@ -93,59 +100,49 @@ impl Http {
         self.agent.clone().shutdown();
     }
 
-    /// One GET of `url`, bounded by the per-attempt timeout and by `deadline`,
-    /// following same-origin redirects within that bound.
-    pub(crate) fn attempt(
+    /// One GET of `url`, bounded by the per-attempt timeout and by `deadline`.
+    ///
+    /// A redirect is not followed here but handed back, so that the next request
+    /// takes its own rate-limit token like any other.
+    pub(crate) fn request(
         &self,
         url: &str,
         deadline: Option<Instant>,
-    ) -> Result<Answer, AttemptError> {
-        let started = Instant::now();
-        let own_end = started + self.timeout;
-        let (end, deadline_bound) = match deadline {
-            Some(d) if d < own_end => (d, true),
-            _ => (own_end, false),
+    ) -> Result<Reply, AttemptError> {
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let deadline_bound = remaining.is_some_and(|r| r < self.timeout);
+        // The agent's own timeout serves the common case without a per-request config
+        // to allocate.
+        let timeout = match remaining {
+            Some(r) if r.is_zero() => return Err(timed_out(true, None)),
+            Some(r) if deadline_bound => Some(r),
+            _ => None,
         };
-        let mut url = Cow::Borrowed(url);
-        for hop in 0..=MAX_REDIRECTS {
-            let remaining = end.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(timed_out(deadline_bound, None));
-            }
-            // The agent's own timeout serves the common case, a first hop not bound by
-            // the caller's deadline, without a per-request config to allocate.
-            let timeout = (hop > 0 || deadline_bound).then_some(remaining);
-            let mut response = self
-                .send(&url, timeout)
-                .map_err(|e| classify_ureq_error(e, deadline_bound))?;
-            let status = response.status().as_u16();
+        let mut response = self
+            .send(url, timeout)
+            .map_err(|e| classify_ureq_error(e, deadline_bound))?;
+        let status = response.status().as_u16();
 
-            if response.status().is_redirection() {
-                if let Some(next) = self.follow(&url, &response)? {
-                    url = Cow::Owned(next);
-                    continue;
-                }
+        if response.status().is_redirection() {
+            if let Some(next) = self.follow(url, &response)? {
+                return Ok(Reply::Redirect(next));
             }
-            if !response.status().is_success() {
-                let retry_after = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(parse_retry_after);
-                return Err(AttemptError {
-                    error: FetchError::new(ErrorKind::Status).with_status(status),
-                    retryable: is_retryable_status(status),
-                    retry_after,
-                });
-            }
-            let body = read_body(response.body_mut(), self.max_body_bytes)
-                .map_err(|e| with_status(classify_ureq_error(e, deadline_bound), status))?;
-            return Ok(Answer { status, body });
         }
-        Err(AttemptError::fatal(
-            FetchError::new(ErrorKind::Transport)
-                .with_detail(format!("more than {MAX_REDIRECTS} redirects")),
-        ))
+        if !response.status().is_success() {
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            return Err(AttemptError {
+                error: FetchError::new(ErrorKind::Status).with_status(status),
+                retryable: is_retryable_status(status),
+                retry_after,
+            });
+        }
+        let body = read_body(response.body_mut(), self.max_body_bytes)
+            .map_err(|e| with_status(classify_ureq_error(e, deadline_bound), status))?;
+        Ok(Reply::Body(Answer { status, body }))
     }
 
     fn send(&self, url: &str, timeout: Option<Duration>) -> Result<Response<Body>, ureq::Error> {
@@ -186,7 +183,7 @@ impl Http {
 }
 
 /// How many redirects one attempt follows.
-const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: u32 = 10;
 
 /// Scheme, host and port of an absolute URL.
 fn origin(url: &str) -> Option<(String, String, u16)> {

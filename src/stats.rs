@@ -11,7 +11,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
-    /// HTTP requests started, retries included.
+    /// HTTP requests started, retries and followed redirects included.
     pub requests_sent: u64,
     /// HTTP requests started and not yet finished.
     pub in_flight: u64,
@@ -39,9 +39,9 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn request_started(&self, attempt: u32) {
+    pub(crate) fn request_started(&self, is_retry: bool) {
         self.requests_sent.fetch_add(1, Ordering::Relaxed);
-        if attempt > 1 {
+        if is_retry {
             self.retries.fetch_add(1, Ordering::Relaxed);
         }
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;

@@ -10,8 +10,21 @@ const PLACEHOLDER: &str = "{id}";
 
 /// A URL with one or more `{id}` placeholders, known to give a valid http(s) URL for
 /// every `u64`.
+///
+/// [`FanOutClientBuilder::build`](crate::FanOutClientBuilder::build) parses its template
+/// with this; it is public so that a program can check a template (say, from its
+/// command line) before building a client.
+///
+/// ```
+/// use fanout::UrlTemplate;
+///
+/// let template = UrlTemplate::parse("https://api.example.com/users/{id}/widgets")?;
+/// assert_eq!(template.url(42), "https://api.example.com/users/42/widgets");
+/// assert!(UrlTemplate::parse("https://api.example.com/users").is_err());
+/// # Ok::<(), fanout::ConfigError>(())
+/// ```
 #[derive(Debug, Clone)]
-pub(crate) struct UrlTemplate {
+pub struct UrlTemplate {
     /// The text between placeholders: `pieces.len()` is the placeholder count + 1.
     pieces: Vec<String>,
     /// Longest URL any ID can make, so `url` allocates exactly once.
@@ -19,7 +32,9 @@ pub(crate) struct UrlTemplate {
 }
 
 impl UrlTemplate {
-    pub(crate) fn parse(template: &str) -> Result<Self, ConfigError> {
+    /// Checks `template`: it must contain `{id}` (every occurrence is replaced), no
+    /// other braces, and make an absolute `http` or `https` URL with a host.
+    pub fn parse(template: &str) -> Result<Self, ConfigError> {
         let pieces: Vec<String> = template.split(PLACEHOLDER).map(str::to_owned).collect();
         if pieces.len() < 2 {
             return Err(ConfigError::MissingPlaceholder(template.to_owned()));
@@ -31,16 +46,24 @@ impl UrlTemplate {
         let max_len = fixed + (pieces.len() - 1) * u64::MAX.to_string().len();
         let parsed = UrlTemplate { pieces, max_len };
 
-        // Digits cannot change which part of the URL a piece lands in, so checking the
-        // smallest and largest IDs checks them all.
-        for id in [0, u64::MAX] {
-            check_url(template, &parsed.url(id))?;
+        // The ID belongs in the path or query: in the host or port it would send
+        // different IDs to different servers. With the authority fixed, digits cannot
+        // change which part of the URL a piece lands in, so checking the smallest and
+        // largest IDs checks them all.
+        let low = check_url(template, &parsed.url(0))?;
+        let high = check_url(template, &parsed.url(u64::MAX))?;
+        if low.authority() != high.authority() || low.scheme() != high.scheme() {
+            return Err(ConfigError::InvalidUrl {
+                template: template.to_owned(),
+                reason: "{id} must be in the path or query, not the scheme, host or port"
+                    .to_owned(),
+            });
         }
         Ok(parsed)
     }
 
     /// The URL for `id`.
-    pub(crate) fn url(&self, id: u64) -> String {
+    pub fn url(&self, id: u64) -> String {
         let mut url = String::with_capacity(self.max_len);
         let (last, rest) = self.pieces.split_last().expect("at least two pieces");
         for piece in rest {
@@ -53,7 +76,7 @@ impl UrlTemplate {
     }
 }
 
-fn check_url(template: &str, url: &str) -> Result<(), ConfigError> {
+fn check_url(template: &str, url: &str) -> Result<Uri, ConfigError> {
     let invalid = |reason: &str| ConfigError::InvalidUrl {
         template: template.to_owned(),
         reason: reason.to_owned(),
@@ -67,7 +90,7 @@ fn check_url(template: &str, url: &str) -> Result<(), ConfigError> {
         None => return Err(invalid("no scheme (expected http:// or https://)")),
     }
     match uri.host() {
-        Some(host) if !host.is_empty() => Ok(()),
+        Some(host) if !host.is_empty() => Ok(uri),
         _ => Err(invalid("no host")),
     }
 }

@@ -61,6 +61,11 @@ fn deadline_ends_a_call_waiting_for_tokens() {
     let elapsed = started.elapsed();
 
     assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+    assert_eq!(
+        err.user_id(),
+        None,
+        "the deadline ends the call, not one ID"
+    );
     // A token a second away cannot come before a 300 ms deadline: no need to wait.
     assert!(
         elapsed < Duration::from_millis(300) + WAKE_MARGIN,
@@ -101,4 +106,24 @@ fn an_already_cancelled_token_sends_nothing() {
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     thread::sleep(Duration::from_millis(100));
     assert_eq!(server.request_count(), 0);
+}
+
+#[test]
+fn a_stream_ends_with_one_deadline_error() {
+    let server = TestServer::start(|_| Reply::ok("x"));
+    let client = slow_bucket_client(&server);
+    let cancel = CancelToken::with_timeout(Duration::from_millis(300));
+
+    let items: Vec<_> = client.fetch_iter_with(&cancel, 1..=10).collect();
+
+    // At most the one ID the bucket had a token for, then one error for the whole
+    // call, as soon as a worker knows its next token comes too late.
+    let (last, before) = items.split_last().expect("a last item");
+    assert!(
+        before.len() <= 1 && before.iter().all(Result::is_ok),
+        "{items:?}"
+    );
+    let err = last.as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+    assert_eq!(err.user_id(), None);
 }

@@ -25,6 +25,10 @@ fn zero_limits_are_refused() {
     );
     assert_eq!(error_of(b().max_body_bytes(0)), ConfigError::ZeroBodyLimit);
     assert_eq!(
+        error_of(b().timeout(Duration::MAX)),
+        ConfigError::TimeoutTooLong(Duration::MAX)
+    );
+    assert_eq!(
         error_of(b().max_in_flight(1_000_000)),
         ConfigError::TooManyInFlight(1_000_000)
     );

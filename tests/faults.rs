@@ -199,3 +199,37 @@ fn a_redirect_to_another_host_is_refused_and_credentials_stay_home() {
     assert!(err.to_string().contains("another origin"), "{err}");
     stolen.assert();
 }
+
+#[test]
+fn each_redirect_takes_its_own_token() {
+    let base = raw_server(|mut stream| {
+        while let Some(head) = read_request_head(&stream) {
+            let answer: &[u8] = if head.starts_with("GET /users/7 ") {
+                b"HTTP/1.1 302 Found\r\nlocation: /a/7\r\ncontent-length: 0\r\n\r\n"
+            } else if head.starts_with("GET /a/7 ") {
+                b"HTTP/1.1 302 Found\r\nlocation: /b/7\r\ncontent-length: 0\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            };
+            if stream.write_all(answer).is_err() {
+                return;
+            }
+        }
+    });
+    let client = FanOutClient::builder(format!("{base}/users/{{id}}"))
+        .rate_limit(5, 1)
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    assert_eq!(client.fetch_all(&[7]).unwrap()[&7], b"ok");
+    let elapsed = started.elapsed();
+
+    // Three requests through a bucket of one at 5/s: two waits of 200 ms.
+    assert_eq!(client.stats().requests_sent, 3);
+    assert_eq!(client.stats().retries, 0);
+    assert!(
+        elapsed >= Duration::from_millis(380),
+        "too fast: {elapsed:?}"
+    );
+}
