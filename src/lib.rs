@@ -66,6 +66,16 @@
 //! names are resolved by the system resolver, whose own timeouts apply; an IP address in
 //! the template needs no lookup.
 //!
+//! When a call ends early (its first failure, a cancel, its deadline, a dropped
+//! [`FetchIter`]), its requests in flight are interrupted at the socket, so the workers
+//! carrying them are free for other calls at once.
+//!
+//! # Redirects
+//!
+//! Followed within the same origin (scheme, host and port) only, up to 10 per attempt,
+//! each taking its own rate-limit token. A redirect to another origin fails the ID with
+//! its 3xx status: headers configured for this API never reach another host.
+//!
 //! # Logging
 //!
 //! Through the [`log`] crate, with structured key-values; the library never installs a
