@@ -21,7 +21,9 @@ fn fetch_7(base: &str) -> (FetchError, Duration) {
         .unwrap();
     let started = Instant::now();
     let err = client.fetch_all(&[7]).unwrap_err();
-    (err, started.elapsed())
+    let took = started.elapsed();
+    assert_eq!(err.user_id(), Some(7), "{err}");
+    (err, took)
 }
 
 /// Closes `stream` with a TCP reset rather than an orderly close.
