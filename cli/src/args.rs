@@ -1,0 +1,210 @@
+//! The command line: subcommands, flags and their help.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::ids::IdList;
+use crate::timeline;
+
+/// Fetch many IDs from one HTTP API as fast as its limits allow, and never faster.
+#[derive(Debug, Parser)]
+#[command(name = "fanout", version, propagate_version = true)]
+pub struct Cli {
+    /// Show the library's logs (each attempt's user_id, status and latency) on
+    /// stderr. RUST_LOG, when set, chooses the filter instead.
+    #[arg(short, long, global = true, action = ArgAction::SetTrue)]
+    pub verbose: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch every ID from a URL template such as http://host/users/{id}/widgets.
+    #[command(after_help = SEE_LONG_HELP, after_long_help = FETCH_AFTER_HELP)]
+    Fetch(FetchArgs),
+    /// Run a strict local API and fetch from it, to see its limits kept.
+    #[command(after_help = SEE_LONG_HELP, after_long_help = DEMO_AFTER_HELP)]
+    Demo(DemoArgs),
+}
+
+const SEE_LONG_HELP: &str = "See --help for the output and the exit status.";
+
+const FETCH_AFTER_HELP: &str = "\
+Output:
+  default     stdout is one JSON line: {\"ok\":true,\"count\":N,\"bytes\":B} on success,
+              {\"ok\":false,\"user_id\":ID,\"error\":\"...\"} on failure (user_id is null
+              when the whole run ended: deadline or Ctrl-C).
+  --out-dir   each body is written to DIR/ID (through a temporary file in DIR and a
+              rename, so an interrupted run leaves no half-written file); stdout
+              still gets the one summary line.
+  --jsonl     one line per ID as it completes: {\"id\":..,\"bytes\":..,\"body\":\"..\"},
+              or \"body_base64\" when the body is not UTF-8. No summary line.
+
+Failure is fail-fast in every mode: the first ID that fails for good (after its
+retries) stops the run, the IDs not yet sent are never requested, and the error is
+reported (in --jsonl mode as {\"id\":ID,\"error\":\"...\"}, the last line).
+
+Exit status: 0 success, 1 a failed run, 2 a usage error (nothing on stdout),
+130 interrupted by Ctrl-C (a second Ctrl-C exits at once).
+
+A progress bar is drawn on stderr when it is a terminal.";
+
+const DEMO_AFTER_HELP: &str = "\
+The local API listens on 127.0.0.1 (an ephemeral port) and answers 429 to any request
+that breaks its token bucket (5 ms tolerance) and 503 to any beyond its concurrency
+cap, counting each as a violation. After a warm-up that opens the keep-alive
+connections and lets both buckets refill, the demo fetches IDs 1..=N and reports the
+wall time against the ideal (N - burst) / rate + latency, and the violations the
+server saw.
+
+Exit status: 0 when the run succeeded with no violation (with --fail-id: when it
+failed on exactly that ID, with no violation), 1 otherwise, 2 on a usage error, 130
+on Ctrl-C.";
+
+/// The client's limits, shared by both subcommands.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Requests per second, retries included (0: no rate limit).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = fanout::DEFAULT_RATE)]
+    pub rate: u64,
+
+    /// Requests that may go out at once after a pause (the bucket starts full).
+    #[arg(long, value_name = "N", default_value_t = fanout::DEFAULT_BURST)]
+    pub burst: u64,
+
+    /// Most requests in flight at once (also the number of worker threads).
+    #[arg(long, value_name = "N", default_value_t = fanout::DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+
+    /// Draw requests started and requests in flight over time into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub timeline: Option<PathBuf>,
+}
+
+impl LimitArgs {
+    /// Requests per second and burst, or `None` for `--rate 0` (no limit).
+    pub fn rate_limit(&self) -> Option<(u64, u64)> {
+        (self.rate > 0).then_some((self.rate, self.burst))
+    }
+
+    /// The limits a timeline is drawn against.
+    pub fn timeline_limits(&self) -> timeline::Limits {
+        timeline::Limits {
+            rate: self.rate_limit(),
+            max_in_flight: self.max_in_flight,
+        }
+    }
+}
+
+/// `fanout fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The URL of one resource, with {id} where the user ID goes.
+    #[arg(value_name = "URL_TEMPLATE")]
+    pub template: String,
+
+    /// IDs to fetch: numbers and inclusive ranges, comma-separated (1-100,205).
+    /// May be given more than once. Duplicates are fetched once.
+    #[arg(long, value_name = "LIST", value_parser = IdList::parse_spec)]
+    pub ids: Vec<IdList>,
+
+    /// A file with one ID per line (blank lines and # comments ignored); - reads
+    /// stdin.
+    #[arg(long, value_name = "FILE")]
+    pub ids_file: Option<PathBuf>,
+
+    /// The client's limits.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// Timeout of one attempt, from connecting to the last byte, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub timeout_ms: u64,
+
+    /// Attempts per ID, the first included (1: no retries). Retried: 429, 502,
+    /// 503, 504, connection errors and timeouts.
+    #[arg(long, value_name = "N", default_value_t = fanout::DEFAULT_MAX_ATTEMPTS)]
+    pub max_attempts: u32,
+
+    /// Stop the whole run after this many milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub deadline_ms: Option<u64>,
+
+    /// A header for every request, as 'Name: value'. May be repeated.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// Write each body to DIR/ID instead of only counting it.
+    #[arg(long, value_name = "DIR", conflicts_with = "jsonl")]
+    pub out_dir: Option<PathBuf>,
+
+    /// Print one JSON line per ID as results arrive.
+    #[arg(long)]
+    pub jsonl: bool,
+}
+
+/// `fanout demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many IDs to fetch (1..=N).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub ids: u64,
+
+    /// The client's limits, which are also the server's unless overridden below.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    /// The server's latency per request, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    pub latency_ms: u64,
+
+    /// The server's rate, if not --rate (0: the server enforces no rate).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub server_rate: Option<u64>,
+
+    /// The server's burst, if not --burst.
+    #[arg(long, value_name = "N")]
+    pub server_burst: Option<u64>,
+
+    /// The server's concurrency cap, if not --max-in-flight.
+    #[arg(long, value_name = "N")]
+    pub server_max_in_flight: Option<usize>,
+
+    /// Make this ID answer 500, to see the run stop at the first failure.
+    #[arg(long, value_name = "ID")]
+    pub fail_id: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn out_dir_and_jsonl_conflict() {
+        let parsed =
+            Cli::try_parse_from(["fanout", "fetch", "http://h/{id}", "--ids", "1", "--jsonl"]);
+        assert!(parsed.is_ok());
+        let parsed = Cli::try_parse_from([
+            "fanout",
+            "fetch",
+            "http://h/{id}",
+            "--ids",
+            "1",
+            "--jsonl",
+            "--out-dir",
+            "x",
+        ]);
+        assert!(parsed.is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! `fanout fetch`: every ID through the library, results to the chosen output,
+//! fail-fast.
+
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use fanout::{CancelToken, ErrorKind, FanOutClient, FetchError};
+
+use crate::args::FetchArgs;
+use crate::ids::IdList;
+use crate::interrupt::Interrupt;
+use crate::output::{Mode, Output, WriteError};
+use crate::progress::Progress;
+use crate::sampler;
+use crate::timeline::Timeline;
+use crate::{Outcome, UsageError};
+
+/// Runs `fanout fetch`.
+pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
+    let ids = collect_ids(args)?;
+    let client = build_client(args)?;
+    let mode = match (&args.out_dir, args.jsonl) {
+        (Some(dir), _) => Mode::OutDir(dir.clone()),
+        (None, true) => Mode::Jsonl,
+        (None, false) => Mode::Summary,
+    };
+    let mut output = Output::new(mode, io::stdout().lock())?;
+    if let Some(path) = &args.limits.timeline {
+        Timeline::check_writable(path)?;
+    }
+
+    // The deadline counts from here, once everything is ready.
+    let token = match args.deadline_ms {
+        Some(ms) => CancelToken::with_timeout(Duration::from_millis(ms)),
+        None => CancelToken::new(),
+    };
+    let interrupt = Interrupt::install(token);
+
+    let base = client.stats();
+    let progress = Progress::start(ids.distinct_count(), base);
+    let timeline = args
+        .limits
+        .timeline
+        .as_ref()
+        .map(|_| Timeline::new(args.limits.timeline_limits(), base));
+    let (end, timeline) = sampler::observe(&client, progress, timeline, || {
+        drain(&client, &interrupt.token, &ids, &mut output)
+    });
+
+    let outcome = finish(end, output, &interrupt);
+    if let (Some(path), Some(timeline)) = (&args.limits.timeline, timeline) {
+        // The path was writable before the run; if drawing still fails, the exit
+        // status keeps telling about the fetch, as the JSON line on stdout does.
+        if let Err(message) = timeline.write_svg(path) {
+            let _ = writeln!(io::stderr(), "warning: {message}");
+        }
+    }
+    Ok(outcome)
+}
+
+/// How the result loop ended.
+enum End {
+    /// Every ID was handled.
+    Done,
+    /// An ID failed for good, or the run was stopped (no user ID).
+    Fetch(FetchError),
+    /// A result could not be written.
+    Write(WriteError),
+}
+
+/// Hands each result to `output` as it completes; stops at the first failure.
+fn drain<W: Write>(
+    client: &FanOutClient,
+    token: &CancelToken,
+    ids: &IdList,
+    output: &mut Output<W>,
+) -> End {
+    // Returning drops the iterator, which abandons the rest of the call: IDs not yet
+    // sent are never requested.
+    for item in client.fetch_iter_with(token, ids.iter()) {
+        match item {
+            Ok((id, body)) => {
+                if let Err(err) = output.body(id, &body) {
+                    return End::Write(err);
+                }
+            }
+            Err(err) => return End::Fetch(err),
+        }
+    }
+    End::Done
+}
+
+/// Writes the last line and chooses the exit status.
+fn finish<W: Write>(end: End, output: Output<W>, interrupt: &Interrupt) -> Outcome {
+    let (written, outcome) = match end {
+        End::Done => (output.success(), Outcome::Success),
+        End::Fetch(err) => {
+            let outcome = if err.kind() == ErrorKind::Cancelled && interrupt.fired() {
+                Outcome::Interrupted
+            } else {
+                Outcome::Failure
+            };
+            (output.failure(err.user_id(), &err.to_string()), outcome)
+        }
+        End::Write(WriteError::File { id, message }) => {
+            (output.failure(Some(id), &message), Outcome::Failure)
+        }
+        // Whoever read the stream stopped reading: nobody is left to tell.
+        End::Write(WriteError::StdoutClosed) => return Outcome::Success,
+        End::Write(WriteError::Stdout(err)) => {
+            let _ = writeln!(io::stderr(), "error: cannot write stdout: {err}");
+            return Outcome::Failure;
+        }
+    };
+    match written {
+        Ok(()) | Err(WriteError::StdoutClosed) => outcome,
+        Err(WriteError::Stdout(err)) => {
+            let _ = writeln!(io::stderr(), "error: cannot write stdout: {err}");
+            Outcome::Failure
+        }
+        Err(WriteError::File { message, .. }) => {
+            let _ = writeln!(io::stderr(), "error: {message}");
+            Outcome::Failure
+        }
+    }
+}
+
+fn collect_ids(args: &FetchArgs) -> Result<IdList, UsageError> {
+    if args.ids.is_empty() && args.ids_file.is_none() {
+        return Err(UsageError::new(
+            "no IDs to fetch: give --ids LIST or --ids-file FILE (- for stdin)",
+        ));
+    }
+    let mut ids = IdList::default();
+    for list in &args.ids {
+        ids.extend(list.clone());
+    }
+    if let Some(path) = &args.ids_file {
+        ids.extend(read_ids_file(path)?);
+    }
+    Ok(ids)
+}
+
+fn read_ids_file(path: &Path) -> Result<IdList, UsageError> {
+    let parsed = if path == Path::new("-") {
+        IdList::parse_lines(io::stdin().lock(), "stdin")
+    } else {
+        let file = File::open(path)
+            .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
+        IdList::parse_lines(BufReader::new(file), &path.display().to_string())
+    };
+    parsed.map_err(UsageError)
+}
+
+fn build_client(args: &FetchArgs) -> Result<FanOutClient, UsageError> {
+    let limits = &args.limits;
+    let mut builder = FanOutClient::builder(args.template.as_str())
+        .max_in_flight(limits.max_in_flight)
+        .timeout(Duration::from_millis(args.timeout_ms))
+        .max_attempts(args.max_attempts);
+    builder = match limits.rate_limit() {
+        Some((rate, burst)) => builder.rate_limit(rate, burst),
+        None => builder.no_rate_limit(),
+    };
+    for header in &args.headers {
+        let (name, value) = parse_header(header)?;
+        builder = builder.header(name, value);
+    }
+    builder
+        .build()
+        .map_err(|e| UsageError::new(format!("invalid configuration: {e}")))
+}
+
+/// Splits `Name: value` at its first colon.
+fn parse_header(header: &str) -> Result<(&str, &str), UsageError> {
+    match header.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim(), value.trim())),
+        _ => Err(UsageError::new(format!(
+            "header {header:?} is not of the form 'Name: value'"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_split_at_the_first_colon() {
+        let (name, value) = parse_header("Authorization: Bearer a:b").unwrap();
+        assert_eq!((name, value), ("Authorization", "Bearer a:b"));
+        let (name, value) = parse_header("X-Empty:").unwrap();
+        assert_eq!((name, value), ("X-Empty", ""));
+    }
+
+    #[test]
+    fn headers_without_name_or_colon_are_refused() {
+        assert!(parse_header("Authorization").is_err());
+        assert!(parse_header(": value").is_err());
+    }
+}

@@ -1,0 +1,85 @@
+//! `fanout`: fetch many IDs from one HTTP API within its rate limit and concurrency
+//! cap, or watch the library keep a strict local API's limits (`fanout demo`).
+//!
+//! This file parses the command line, dispatches, and turns each command's outcome
+//! into the process exit code. Only the binary prints; the library never does.
+#![warn(missing_docs)]
+
+mod args;
+mod demo;
+mod demo_server;
+mod fetch;
+mod http1;
+mod ids;
+mod interrupt;
+mod logging;
+mod output;
+mod progress;
+mod sampler;
+mod timeline;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+/// How a command ended, when its arguments were usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done.
+    Success,
+    /// The run failed; the command has already said why.
+    Failure,
+    /// Ctrl-C stopped the run.
+    Interrupted,
+}
+
+impl Outcome {
+    fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Failure => ExitCode::from(1),
+            // 128 + SIGINT, as shells report a process ended by Ctrl-C.
+            Outcome::Interrupted => ExitCode::from(130),
+        }
+    }
+}
+
+/// Arguments that parse but cannot be used: a bad ID file, a refused configuration.
+/// Exits 2, like clap's own usage errors, with nothing on stdout.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl UsageError {
+    /// A usage error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        UsageError(message.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // Help and version go to stdout with exit 0; usage errors to stderr with 2.
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
+    };
+    logging::init(cli.verbose);
+
+    let result = match &cli.command {
+        Command::Fetch(args) => fetch::run(args),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(UsageError(message)) => {
+            // Nothing sensible is left to do if stderr itself is gone.
+            let _ = writeln!(io::stderr(), "error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Where `fanout fetch` puts results: a one-line JSON summary, files in a directory,
+//! or a stream of JSON lines.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use crate::UsageError;
+
+/// What to do with each body.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Count bodies and bytes; print one summary line at the end.
+    Summary,
+    /// Write each body to `DIR/ID`, then print the summary line.
+    OutDir(PathBuf),
+    /// Print one JSON line per ID as it completes.
+    Jsonl,
+}
+
+/// Why a result could not be written.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Whoever read stdout has gone (a closed pipe): nobody is left to tell.
+    StdoutClosed,
+    /// Writing stdout failed otherwise.
+    Stdout(io::Error),
+    /// A body could not be saved under `--out-dir`.
+    File {
+        /// The ID whose body it was.
+        id: u64,
+        /// What went wrong, naming the file.
+        message: String,
+    },
+}
+
+impl WriteError {
+    fn from_stdout(err: io::Error) -> Self {
+        if err.kind() == io::ErrorKind::BrokenPipe {
+            WriteError::StdoutClosed
+        } else {
+            WriteError::Stdout(err)
+        }
+    }
+}
+
+/// Writes results to `out` (stdout, in the binary) as they arrive.
+#[derive(Debug)]
+pub struct Output<W: Write> {
+    mode: Mode,
+    out: W,
+    count: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct SummaryOk {
+    ok: bool,
+    count: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct SummaryFailed<'a> {
+    ok: bool,
+    user_id: Option<u64>,
+    error: &'a str,
+}
+
+#[derive(Serialize)]
+struct LineText<'a> {
+    id: u64,
+    bytes: usize,
+    body: &'a str,
+}
+
+#[derive(Serialize)]
+struct LineBinary {
+    id: u64,
+    bytes: usize,
+    body_base64: String,
+}
+
+#[derive(Serialize)]
+struct LineFailed<'a> {
+    id: Option<u64>,
+    error: &'a str,
+}
+
+impl<W: Write> Output<W> {
+    /// Prepares `mode`: creates the output directory if it does not exist.
+    pub fn new(mode: Mode, out: W) -> Result<Self, UsageError> {
+        if let Mode::OutDir(dir) = &mode {
+            fs::create_dir_all(dir).map_err(|e| {
+                UsageError::new(format!("cannot create --out-dir {}: {e}", dir.display()))
+            })?;
+        }
+        Ok(Output {
+            mode,
+            out,
+            count: 0,
+            bytes: 0,
+        })
+    }
+
+    /// Handles the body of one ID.
+    pub fn body(&mut self, id: u64, body: &[u8]) -> Result<(), WriteError> {
+        match &self.mode {
+            Mode::Summary => {}
+            Mode::OutDir(dir) => write_atomically(dir, id, body)?,
+            Mode::Jsonl => {
+                let line = match std::str::from_utf8(body) {
+                    Ok(text) => to_line(&LineText {
+                        id,
+                        bytes: body.len(),
+                        body: text,
+                    }),
+                    Err(_) => to_line(&LineBinary {
+                        id,
+                        bytes: body.len(),
+                        body_base64: base64::engine::general_purpose::STANDARD.encode(body),
+                    }),
+                };
+                self.out.write_all(&line).map_err(WriteError::from_stdout)?;
+            }
+        }
+        self.count += 1;
+        self.bytes += body.len() as u64;
+        Ok(())
+    }
+
+    /// Ends a run in which every ID was handled.
+    pub fn success(mut self) -> Result<(), WriteError> {
+        if !matches!(self.mode, Mode::Jsonl) {
+            let line = to_line(&SummaryOk {
+                ok: true,
+                count: self.count,
+                bytes: self.bytes,
+            });
+            self.out.write_all(&line).map_err(WriteError::from_stdout)?;
+        }
+        self.out.flush().map_err(WriteError::from_stdout)
+    }
+
+    /// Ends a failed run: `user_id` is the ID that failed, or `None` when the whole
+    /// run was stopped.
+    pub fn failure(mut self, user_id: Option<u64>, error: &str) -> Result<(), WriteError> {
+        let line = match self.mode {
+            Mode::Jsonl => to_line(&LineFailed { id: user_id, error }),
+            Mode::Summary | Mode::OutDir(_) => to_line(&SummaryFailed {
+                ok: false,
+                user_id,
+                error,
+            }),
+        };
+        self.out.write_all(&line).map_err(WriteError::from_stdout)?;
+        self.out.flush().map_err(WriteError::from_stdout)
+    }
+}
+
+fn to_line(value: &impl Serialize) -> Vec<u8> {
+    // These structs hold only strings and numbers, which always serialize.
+    let mut line = serde_json::to_vec(value).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// Writes `body` to `dir/id` through a temporary file in `dir` and a rename, so the
+/// final name never holds a partial body, whenever the process stops.
+fn write_atomically(dir: &Path, id: u64, body: &[u8]) -> Result<(), WriteError> {
+    let target = dir.join(id.to_string());
+    let failed = |e: io::Error| WriteError::File {
+        id,
+        message: format!("cannot write {}: {e}", target.display()),
+    };
+    let mut temp = tempfile::Builder::new()
+        .prefix(".fanout-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(failed)?;
+    temp.write_all(body).map_err(failed)?;
+    temp.persist(&target).map_err(|e| failed(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(out: &[u8]) -> Vec<&str> {
+        std::str::from_utf8(out).unwrap().lines().collect()
+    }
+
+    #[test]
+    fn summary_counts_bodies_and_bytes() {
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.body(1, b"abc").unwrap();
+        output.body(2, b"de").unwrap();
+        output.success().unwrap();
+        assert_eq!(out, b"{\"ok\":true,\"count\":2,\"bytes\":5}\n");
+    }
+
+    #[test]
+    fn failure_line_names_the_id_or_null() {
+        let mut out = Vec::new();
+        let output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.failure(Some(4), "user 4: http status 500").unwrap();
+        let output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.failure(None, "deadline exceeded").unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"ok\":false,\"user_id\":4,\"error\":\"user 4: http status 500\"}",
+                "{\"ok\":false,\"user_id\":null,\"error\":\"deadline exceeded\"}",
+            ]
+        );
+    }
+
+    #[test]
+    fn jsonl_text_binary_and_error_lines() {
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
+        output.body(7, "h\u{e9}llo \"x\"".as_bytes()).unwrap();
+        output.body(8, &[0xff, 0x00]).unwrap();
+        output.failure(Some(3), "user 3: http status 500").unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"id\":7,\"bytes\":10,\"body\":\"h\u{e9}llo \\\"x\\\"\"}",
+                "{\"id\":8,\"bytes\":2,\"body_base64\":\"/wA=\"}",
+                "{\"id\":3,\"error\":\"user 3: http status 500\"}",
+            ]
+        );
+    }
+
+    #[test]
+    fn jsonl_prints_no_summary() {
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
+        output.body(1, b"x").unwrap();
+        output.success().unwrap();
+        assert_eq!(out, b"{\"id\":1,\"bytes\":1,\"body\":\"x\"}\n");
+    }
+
+    #[test]
+    fn out_dir_is_created_and_files_are_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("nested");
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::OutDir(target.clone()), &mut out).unwrap();
+        output.body(5, b"first").unwrap();
+        output.body(5, b"second").unwrap();
+        output.success().unwrap();
+        assert_eq!(fs::read(target.join("5")).unwrap(), b"second");
+        let names: Vec<_> = fs::read_dir(&target)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["5"]);
+        assert_eq!(out, b"{\"ok\":true,\"count\":2,\"bytes\":11}\n");
+    }
+
+    #[test]
+    fn closed_pipe_is_recognised() {
+        let err = WriteError::from_stdout(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert!(matches!(err, WriteError::StdoutClosed));
+    }
+}

@@ -1,0 +1,80 @@
+//! The progress bar on stderr: IDs done out of the total, requests per second,
+//! requests in flight, ETA. Drawn only when stderr is a terminal.
+
+use std::collections::VecDeque;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use fanout::Stats;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::logging;
+
+/// The request rate shown is over this recent window, not the whole run.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// A progress bar fed with the client's stats.
+#[derive(Debug)]
+pub struct Progress {
+    bar: ProgressBar,
+    /// The stats when the run started: the client's counters include earlier calls.
+    base: Stats,
+    /// (when, requests sent) over the last `RATE_WINDOW`.
+    recent: VecDeque<(Instant, u64)>,
+}
+
+impl Progress {
+    /// A bar for `total` IDs, or `None` when stderr is not a terminal.
+    pub fn start(total: u64, base: Stats) -> Option<Progress> {
+        if !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let style = ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} IDs  {msg}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+            .with_style(style);
+        logging::attach_bar(&bar);
+        Some(Progress {
+            bar,
+            base,
+            recent: VecDeque::new(),
+        })
+    }
+
+    /// Shows the state in `stats`, sampled at `now`.
+    pub fn update(&mut self, now: Instant, stats: &Stats) {
+        let done =
+            (stats.succeeded + stats.failed).saturating_sub(self.base.succeeded + self.base.failed);
+        let sent = stats.requests_sent.saturating_sub(self.base.requests_sent);
+        self.recent.push_back((now, sent));
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > RATE_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let per_second = match self.recent.front() {
+            Some((at, then)) if now > *at => {
+                (sent - then) as f64 / now.duration_since(*at).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        self.bar.set_position(done);
+        self.bar.set_message(format!(
+            "{per_second:.1} req/s  {} in flight",
+            stats.in_flight
+        ));
+    }
+}
+
+impl Drop for Progress {
+    /// Leaves the bar's last state on screen and stops drawing it.
+    fn drop(&mut self) {
+        logging::detach_bar();
+        self.bar.abandon();
+    }
+}

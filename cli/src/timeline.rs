@@ -1,0 +1,200 @@
+//! The timeline of a run, drawn as SVG: requests started against the token bucket's
+//! bound, and requests in flight against the cap.
+
+use std::fs::File;
+use std::path::Path;
+use std::time::Duration;
+
+use fanout::Stats;
+use plotters::prelude::*;
+
+use crate::UsageError;
+
+/// One look at the client's counters.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Duration,
+    /// Requests started since the run began, retries included.
+    started: u64,
+    in_flight: u64,
+}
+
+/// The client's limits, to draw the samples against.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests per second and burst; `None` when unlimited.
+    pub rate: Option<(u64, u64)>,
+    /// The cap on requests in flight.
+    pub max_in_flight: usize,
+}
+
+/// Samples of one run.
+#[derive(Debug)]
+pub struct Timeline {
+    limits: Limits,
+    /// The counters when the run began: the client's include earlier calls.
+    base: Stats,
+    samples: Vec<Sample>,
+}
+
+const WIDTH: u32 = 1000;
+const PANEL_HEIGHT: u32 = 380;
+const LINE: u32 = 2;
+
+impl Timeline {
+    /// An empty timeline for a run that starts with the client's counters at `base`.
+    pub fn new(limits: Limits, base: Stats) -> Self {
+        Timeline {
+            limits,
+            base,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Creates (or empties) the output file at once, so that a path that cannot be
+    /// written is a usage error before the run rather than a failure after it.
+    pub fn check_writable(path: &Path) -> Result<(), UsageError> {
+        File::create(path)
+            .map(drop)
+            .map_err(|e| UsageError::new(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Records `stats` as seen `at` after the run began.
+    pub fn record(&mut self, at: Duration, stats: &Stats) {
+        self.samples.push(Sample {
+            at,
+            started: stats.requests_sent.saturating_sub(self.base.requests_sent),
+            in_flight: stats.in_flight,
+        });
+    }
+
+    /// Draws the two panels into an SVG file at `path`.
+    pub fn write_svg(&self, path: &Path) -> Result<(), String> {
+        self.draw(path)
+            .map_err(|e| format!("cannot draw {}: {e}", path.display()))
+    }
+
+    fn draw(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+        let root = SVGBackend::new(path, (WIDTH, 2 * PANEL_HEIGHT)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (upper, lower) = root.split_vertically(PANEL_HEIGHT);
+        // Never an empty axis, even for a run that ended at once.
+        let end = self
+            .samples
+            .last()
+            .map_or(0.0, |s| s.at.as_secs_f64())
+            .max(0.01);
+
+        let started: Vec<(f64, f64)> = self
+            .samples
+            .iter()
+            .map(|s| (s.at.as_secs_f64(), s.started as f64))
+            .collect();
+        let bound = self.limits.rate.map(|(rate, burst)| Line {
+            points: [0.0, end]
+                .map(|t| (t, burst as f64 + rate as f64 * t))
+                .to_vec(),
+            label: format!("token-bucket bound: {burst} + {rate}/s × t"),
+        });
+        panel(
+            &upper,
+            "Requests started",
+            "requests started (cumulative)",
+            Line {
+                points: started,
+                label: "requests started, retries included".to_owned(),
+            },
+            bound,
+            SeriesLabelPosition::UpperLeft,
+        )?;
+
+        let in_flight: Vec<(f64, f64)> = self
+            .samples
+            .iter()
+            .map(|s| (s.at.as_secs_f64(), s.in_flight as f64))
+            .collect();
+        let cap = self.limits.max_in_flight as f64;
+        panel(
+            &lower,
+            "Requests in flight",
+            "requests in flight",
+            Line {
+                points: in_flight,
+                label: "in flight".to_owned(),
+            },
+            Some(Line {
+                points: vec![(0.0, cap), (end, cap)],
+                label: format!("cap: {}", self.limits.max_in_flight),
+            }),
+            SeriesLabelPosition::LowerRight,
+        )?;
+        root.present()?;
+        Ok(())
+    }
+}
+
+/// A labelled line of one panel.
+struct Line {
+    points: Vec<(f64, f64)>,
+    label: String,
+}
+
+/// Draws `measured` against `limit` (in red, under it) on one panel.
+fn panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    caption: &str,
+    y_desc: &str,
+    measured: Line,
+    limit: Option<Line>,
+    legend: SeriesLabelPosition,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let end = measured
+        .points
+        .iter()
+        .chain(limit.iter().flat_map(|l| &l.points))
+        .map(|p| p.0)
+        .fold(0.01, f64::max);
+    let top = measured
+        .points
+        .iter()
+        .chain(limit.iter().flat_map(|l| &l.points))
+        .map(|p| p.1)
+        .fold(1.0, f64::max)
+        * 1.1;
+
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..end, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .x_desc("time since start (s)")
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+    // The limit first, so that the measured line stays visible where they meet.
+    for (line, color) in limit
+        .into_iter()
+        .map(|l| (l, RED))
+        .chain([(measured, BLUE)])
+    {
+        chart
+            .draw_series(LineSeries::new(line.points, color.stroke_width(LINE)))?
+            .label(line.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(LINE))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(legend)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
