@@ -40,8 +40,9 @@ Output:
               {\"ok\":false,\"user_id\":ID,\"error\":\"...\"} on failure (user_id is null
               when the whole run ended: deadline or Ctrl-C).
   --out-dir   each body is written to DIR/ID (through a temporary file in DIR and a
-              rename, so an interrupted run leaves no half-written file); stdout
-              still gets the one summary line.
+              rename, so no file under its final name is ever half-written; a
+              second Ctrl-C may leave a .fanout-*.part file); stdout still gets
+              the one summary line.
   --jsonl     one line per ID as it completes: {\"id\":..,\"bytes\":..,\"body\":\"..\"},
               or \"body_base64\" when the body is not UTF-8. No summary line.
 

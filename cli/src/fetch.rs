@@ -26,10 +26,12 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
         (None, true) => Mode::Jsonl,
         (None, false) => Mode::Summary,
     };
-    let mut output = Output::new(mode, io::stdout().lock())?;
+    // Checked before `Output::new` creates the output directory: a usage error
+    // leaves nothing behind.
     if let Some(path) = &args.limits.timeline {
         Timeline::check_writable(path)?;
     }
+    let mut output = Output::new(mode, io::stdout().lock())?;
 
     // The deadline counts from here, once everything is ready.
     let token = match args.deadline_ms {

@@ -1,7 +1,8 @@
 //! User IDs from the command line (`1-100,205`) and from ID files.
 //!
 //! IDs are kept as inclusive ranges and expanded lazily, so `--ids 1-50000000` costs
-//! nothing up front: the library reads IDs only as it has room for them.
+//! nothing up front: the library reads IDs only as it has room for them (and keeps
+//! the set of IDs seen, 8 to 16 bytes each, to skip duplicates).
 
 use std::io::BufRead;
 use std::ops::RangeInclusive;

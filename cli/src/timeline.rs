@@ -35,7 +35,17 @@ pub struct Timeline {
     /// The counters when the run began: the client's include earlier calls.
     base: Stats,
     samples: Vec<Sample>,
+    /// Keep one sample in this many; doubles each time `samples` fills up.
+    stride: u32,
+    /// Samples not kept since the last one that was.
+    skipped: u32,
+    /// The newest sample, kept or not, so the drawing always ends at the end.
+    latest: Option<Sample>,
 }
+
+/// The most samples kept (a sample every 10 ms is 100 a second): longer runs are
+/// thinned evenly, so memory and the SVG stay small however long the run.
+const MAX_SAMPLES: usize = 10_000;
 
 const WIDTH: u32 = 1000;
 const PANEL_HEIGHT: u32 = 380;
@@ -48,6 +58,9 @@ impl Timeline {
             limits,
             base,
             samples: Vec::new(),
+            stride: 1,
+            skipped: 0,
+            latest: None,
         }
     }
 
@@ -61,11 +74,36 @@ impl Timeline {
 
     /// Records `stats` as seen `at` after the run began.
     pub fn record(&mut self, at: Duration, stats: &Stats) {
-        self.samples.push(Sample {
+        let sample = Sample {
             at,
             started: stats.requests_sent.saturating_sub(self.base.requests_sent),
             in_flight: stats.in_flight,
-        });
+        };
+        self.latest = Some(sample);
+        self.skipped += 1;
+        if self.skipped < self.stride {
+            return;
+        }
+        self.skipped = 0;
+        self.samples.push(sample);
+        if self.samples.len() >= MAX_SAMPLES {
+            let mut index = 0;
+            self.samples.retain(|_| {
+                index += 1;
+                index % 2 == 1
+            });
+            self.stride *= 2;
+        }
+    }
+
+    /// The samples to draw, in time order, ending with the newest.
+    fn points(&self) -> impl Iterator<Item = &Sample> {
+        let newest_kept = self.samples.last().map(|s| s.at);
+        let latest = self
+            .latest
+            .iter()
+            .filter(move |l| Some(l.at) != newest_kept);
+        self.samples.iter().chain(latest)
     }
 
     /// Draws the two panels into an SVG file at `path`.
@@ -80,14 +118,13 @@ impl Timeline {
         let (upper, lower) = root.split_vertically(PANEL_HEIGHT);
         // Never an empty axis, even for a run that ended at once.
         let end = self
-            .samples
+            .points()
             .last()
             .map_or(0.0, |s| s.at.as_secs_f64())
             .max(0.01);
 
         let started: Vec<(f64, f64)> = self
-            .samples
-            .iter()
+            .points()
             .map(|s| (s.at.as_secs_f64(), s.started as f64))
             .collect();
         let bound = self.limits.rate.map(|(rate, burst)| Line {
@@ -109,8 +146,7 @@ impl Timeline {
         )?;
 
         let in_flight: Vec<(f64, f64)> = self
-            .samples
-            .iter()
+            .points()
             .map(|s| (s.at.as_secs_f64(), s.in_flight as f64))
             .collect();
         let cap = self.limits.max_in_flight as f64;
@@ -197,4 +233,30 @@ where
         .border_style(BLACK)
         .draw()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_run_is_thinned_and_still_ends_at_its_end() {
+        let limits = Limits {
+            rate: Some((10, 20)),
+            max_in_flight: 8,
+        };
+        let mut timeline = Timeline::new(limits, Stats::default());
+        let mut stats = Stats::default();
+        for tick in 1..=100_001u64 {
+            stats.requests_sent = tick;
+            timeline.record(Duration::from_millis(10 * tick), &stats);
+        }
+
+        assert!(timeline.samples.len() < MAX_SAMPLES);
+        assert!(timeline.samples.len() > MAX_SAMPLES / 4);
+        let last = timeline.points().last().unwrap();
+        assert_eq!(last.started, 100_001);
+        let times: Vec<Duration> = timeline.points().map(|s| s.at).collect();
+        assert!(times.windows(2).all(|w| w[0] < w[1]), "in time order");
+    }
 }
