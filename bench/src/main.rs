@@ -1,0 +1,536 @@
+//! Measures `fanout` against its goals on a local downstream and prints one table:
+//! rate and concurrency efficiency, per-request overhead beside a plain `ureq` loop,
+//! cancellation latency, and the thread count during a large call.
+//!
+//! Run with `cargo run --release -p fanout-bench`. The downstream runs in a child
+//! process (this binary re-executed with the hidden `serve` argument), so the CPU time
+//! this process reports is the client's alone. The cancellation figure needs the
+//! server's clock, so it uses a server inside this process instead.
+
+mod server;
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use fanout::FanOutClient;
+
+use crate::server::Server;
+
+type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+/// Requests in each overhead round.
+const OVERHEAD_IDS: u64 = 100_000;
+/// Rounds of each side in the overhead figure, interleaved.
+const OVERHEAD_ROUNDS: usize = 3;
+/// Workers on both sides of the overhead figure.
+const WORKERS: usize = 8;
+/// Measured runs of the cancellation figure.
+const CANCEL_RUNS: usize = 100;
+/// Cancellation runs before those, to set up connections and warm caches.
+const CANCEL_WARMUP: usize = 5;
+/// IDs in the call watched by the thread-count figure.
+const THREAD_IDS: u64 = 20_000;
+
+fn main() -> BenchResult<()> {
+    if std::env::args().nth(1).as_deref() == Some("serve") {
+        return serve();
+    }
+    print_machine();
+    let downstream = Downstream::spawn()?;
+    let addr = downstream.addr;
+    let mut table = Table::default();
+
+    eprintln!("rate efficiency (about 10 s)...");
+    rate_efficiency(addr, &mut table)?;
+    eprintln!("concurrency efficiency (about 6 s)...");
+    concurrency_efficiency(addr, &mut table)?;
+    eprintln!("overhead ({OVERHEAD_ROUNDS} rounds of {OVERHEAD_IDS} per side)...");
+    let mut notes = overhead(addr, &mut table)?;
+    eprintln!("threads...");
+    threads(addr, &mut table)?;
+    drop(downstream);
+    eprintln!("cancellation ({CANCEL_RUNS} runs)...");
+    cancellation(&mut table, &mut notes)?;
+
+    table.print();
+    println!();
+    for note in notes {
+        println!("{note}");
+    }
+    Ok(())
+}
+
+/// The hidden `serve` mode: runs the downstream until the parent closes our stdin.
+fn serve() -> BenchResult<()> {
+    let server = Server::start()?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "{}", server.addr())?;
+    stdout.flush()?;
+    // Returns at EOF: the parent finished, or died.
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    Ok(())
+}
+
+/// The downstream in its child process; dropping it ends the child.
+struct Downstream {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Downstream {
+    fn spawn() -> BenchResult<Self> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("child has no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let addr = line.trim().parse()?;
+        Ok(Downstream { child, addr })
+    }
+}
+
+impl Drop for Downstream {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn print_machine() {
+    let cpus = thread::available_parallelism().map_or(0, usize::from);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let date = Command::new("date")
+        .arg("-u")
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into());
+    println!("fanout-bench  {date}");
+    println!("machine: {cpus} CPUs, {model}");
+    println!();
+}
+
+/// Rows of `figure | measured | goal | ratio/verdict`.
+#[derive(Default)]
+struct Table {
+    rows: Vec<[String; 4]>,
+}
+
+impl Table {
+    fn row(&mut self, figure: &str, measured: String, goal: &str, verdict: String) {
+        self.rows
+            .push([figure.to_owned(), measured, goal.to_owned(), verdict]);
+    }
+
+    fn print(&self) {
+        let header = ["figure", "measured", "goal", "ratio/verdict"].map(String::from);
+        let mut widths = [0; 4];
+        for row in std::iter::once(&header).chain(&self.rows) {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |row: &[String; 4]| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            println!("| {} |", cells.join(" | "));
+        };
+        line(&header);
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        println!("|-{}-|", rule.join("-|-"));
+        for row in &self.rows {
+            line(row);
+        }
+    }
+}
+
+fn verdict(ratio: f64, pass: bool) -> String {
+    format!("{ratio:.4} {}", if pass { "pass" } else { "FAIL" })
+}
+
+fn ids(range: std::ops::Range<u64>) -> Vec<u64> {
+    range.collect()
+}
+
+fn check_all(got: &HashMap<u64, Vec<u8>>, expected: usize) -> BenchResult<()> {
+    if got.len() != expected {
+        return Err(format!("expected {expected} bodies, got {}", got.len()).into());
+    }
+    Ok(())
+}
+
+/// Figure 1: the rate limit is used to the full, no slower than the bucket allows.
+fn rate_efficiency(addr: SocketAddr, table: &mut Table) -> BenchResult<()> {
+    let client = FanOutClient::builder(format!("http://{addr}/lat/50/users/{{id}}"))
+        .rate_limit(10, 20)
+        .build()?;
+    // Connections set up here, then a full bucket again, so only the limit is timed.
+    client.fetch_all(&ids(1_000..1_008))?;
+    thread::sleep(Duration::from_secs(1));
+    let start = Instant::now();
+    let got = client.fetch_all(&ids(0..100))?;
+    let wall = start.elapsed().as_secs_f64();
+    check_all(&got, 100)?;
+    // The burst goes at once, the other 80 at 10/s; the last then takes its latency.
+    let ideal = (100.0 - 20.0) / 10.0 + 0.05;
+    let ratio = wall / ideal;
+    table.row(
+        "rate efficiency: 100 IDs, 10/s burst 20, 50 ms",
+        format!("{wall:.4} s (ideal {ideal:.2} s)"),
+        "wall/ideal <= 1.001",
+        verdict(ratio, ratio <= 1.001),
+    );
+    Ok(())
+}
+
+/// Figure 2: every slot is kept busy.
+fn concurrency_efficiency(addr: SocketAddr, table: &mut Table) -> BenchResult<()> {
+    let client = FanOutClient::builder(format!("http://{addr}/lat/100/users/{{id}}"))
+        .no_rate_limit()
+        .max_in_flight(8)
+        .build()?;
+    client.fetch_all(&ids(1_000..1_008))?;
+    let start = Instant::now();
+    let got = client.fetch_all(&ids(0..400))?;
+    let wall = start.elapsed().as_secs_f64();
+    check_all(&got, 400)?;
+    let ideal = 400.0 / 8.0 * 0.1;
+    let ratio = wall / ideal;
+    table.row(
+        "concurrency efficiency: 400 IDs, 8 in flight, 100 ms",
+        format!("{wall:.4} s (ideal {ideal:.1} s)"),
+        "wall/ideal <= 1.01",
+        verdict(ratio, ratio <= 1.01),
+    );
+    Ok(())
+}
+
+/// CPU time of this process so far, all threads, user and system.
+fn cpu_time() -> Duration {
+    // SAFETY: `getrusage` only writes the struct it is given, which is plain data
+    // and valid when zeroed.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+/// One overhead round: wall time and this process's CPU time.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl Sample {
+    fn per_second(&self, requests: u64) -> f64 {
+        requests as f64 / self.wall.as_secs_f64()
+    }
+
+    fn cpu_micros_per_request(&self, requests: u64) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / requests as f64
+    }
+}
+
+fn measure<T>(work: impl FnOnce() -> BenchResult<T>) -> BenchResult<(Sample, T)> {
+    let (wall_start, cpu_start) = (Instant::now(), cpu_time());
+    let out = work()?;
+    let sample = Sample {
+        wall: wall_start.elapsed(),
+        cpu: cpu_time() - cpu_start,
+    };
+    Ok((sample, out))
+}
+
+/// The plain loop's agent: fanout's pool settings, statuses handed back as responses.
+fn plain_agent() -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_idle_connections(WORKERS)
+        .max_idle_connections_per_host(WORKERS)
+        .build();
+    ureq::Agent::new_with_config(config)
+}
+
+/// The baseline: `WORKERS` threads on one agent, no limiter, the same result.
+fn plain_fetch_all(
+    agent: &ureq::Agent,
+    addr: SocketAddr,
+    n: u64,
+) -> BenchResult<HashMap<u64, Vec<u8>>> {
+    let next = AtomicU64::new(0);
+    let parts = thread::scope(|scope| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                scope.spawn(|| -> BenchResult<Vec<(u64, Vec<u8>)>> {
+                    let mut bodies = Vec::new();
+                    for _ in 0..n {
+                        let id = next.fetch_add(1, Ordering::Relaxed);
+                        if id >= n {
+                            break;
+                        }
+                        let url = format!("http://{addr}/lat/0/users/{id}");
+                        let mut response = agent.get(&url).call()?;
+                        if response.status() != 200 {
+                            return Err(format!("status {}", response.status()).into());
+                        }
+                        bodies.push((id, response.body_mut().read_to_vec()?));
+                    }
+                    Ok(bodies)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().map_err(|_| "worker panicked")?)
+            .collect::<BenchResult<Vec<_>>>()
+    })?;
+    // Collected into one map like `fetch_all`, so both sides deliver the same thing.
+    let mut all = HashMap::with_capacity(n as usize);
+    all.extend(parts.into_iter().flatten());
+    Ok(all)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Figure 3: requests per second and CPU per request, beside a plain `ureq` loop.
+fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
+    let client = FanOutClient::builder(format!("http://{addr}/lat/0/users/{{id}}"))
+        .no_rate_limit()
+        .max_in_flight(WORKERS)
+        .build()?;
+    let agent = plain_agent();
+    let all = ids(0..OVERHEAD_IDS);
+
+    // Connections, allocator and caches warmed on both sides before anything is timed.
+    check_all(&client.fetch_all(&all[..5_000])?, 5_000)?;
+    check_all(&plain_fetch_all(&agent, addr, 5_000)?, 5_000)?;
+
+    let (mut fanout_runs, mut plain_runs) = (Vec::new(), Vec::new());
+    for _ in 0..OVERHEAD_ROUNDS {
+        let (sample, got) = measure(|| Ok(client.fetch_all(&all)?))?;
+        check_all(&got, all.len())?;
+        drop(got); // Freed outside the timing, as on the plain side.
+        fanout_runs.push(sample);
+        let (sample, got) = measure(|| plain_fetch_all(&agent, addr, OVERHEAD_IDS))?;
+        check_all(&got, all.len())?;
+        drop(got);
+        plain_runs.push(sample);
+    }
+
+    let rate = |runs: &[Sample]| median(runs.iter().map(|s| s.per_second(OVERHEAD_IDS)).collect());
+    let cpu = |runs: &[Sample]| {
+        median(
+            runs.iter()
+                .map(|s| s.cpu_micros_per_request(OVERHEAD_IDS))
+                .collect(),
+        )
+    };
+    let (fanout_rate, plain_rate) = (rate(&fanout_runs), rate(&plain_runs));
+    let (fanout_cpu, plain_cpu) = (cpu(&fanout_runs), cpu(&plain_runs));
+    let rate_ratio = fanout_rate / plain_rate;
+    let cpu_ratio = fanout_cpu / plain_cpu;
+    table.row(
+        "throughput, fanout (100k IDs, 0 ms, 64 B, 8 in flight)",
+        format!("{fanout_rate:.0} req/s"),
+        ">= 0.97 x plain",
+        verdict(rate_ratio, rate_ratio >= 0.97),
+    );
+    table.row(
+        "throughput, plain ureq loop (8 threads, 1 agent)",
+        format!("{plain_rate:.0} req/s"),
+        "baseline",
+        "-".into(),
+    );
+    table.row(
+        "client CPU per request, fanout",
+        format!("{fanout_cpu:.2} us"),
+        "<= 1.05 x plain",
+        verdict(cpu_ratio, cpu_ratio <= 1.05),
+    );
+    table.row(
+        "client CPU per request, plain ureq loop",
+        format!("{plain_cpu:.2} us"),
+        "baseline",
+        "-".into(),
+    );
+    let describe = |runs: &[Sample]| {
+        runs.iter()
+            .map(|s| {
+                format!(
+                    "{:.0} req/s {:.2} us",
+                    s.per_second(OVERHEAD_IDS),
+                    s.cpu_micros_per_request(OVERHEAD_IDS)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Ok(vec![
+        "overhead rounds, in order (medians in the table; the server runs in a child process, \
+         so its CPU is not counted, but it shares the machine's CPUs):"
+            .into(),
+        format!("  fanout: {}", describe(&fanout_runs)),
+        format!("  plain:  {}", describe(&plain_runs)),
+    ])
+}
+
+/// Threads of this process right now.
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |tasks| tasks.count())
+}
+
+/// Figure 5: a call adds no threads of its own, however many IDs it has.
+fn threads(addr: SocketAddr, table: &mut Table) -> BenchResult<()> {
+    for pool in [8, 32] {
+        let stop = AtomicBool::new(false);
+        let peak = AtomicU64::new(0);
+        let (baseline, built) = thread::scope(|scope| -> BenchResult<(usize, usize)> {
+            scope.spawn(|| {
+                // Bounded: at most a minute of sampling, should the call never end.
+                for _ in 0..30_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    peak.fetch_max(thread_count() as u64, Ordering::Relaxed);
+                    thread::sleep(Duration::from_millis(2));
+                }
+            });
+            // The sampler is running, so it is part of the baseline.
+            thread::sleep(Duration::from_millis(20));
+            let baseline = thread_count();
+            let client = FanOutClient::builder(format!("http://{addr}/lat/0/users/{{id}}"))
+                .no_rate_limit()
+                .max_in_flight(pool)
+                .build()?;
+            let built = thread_count();
+            peak.store(0, Ordering::Relaxed);
+            let result = client.fetch_all(&ids(0..THREAD_IDS));
+            stop.store(true, Ordering::Relaxed);
+            check_all(&result?, THREAD_IDS as usize)?;
+            Ok((baseline, built))
+        })?;
+        let peak = peak.load(Ordering::Relaxed) as usize;
+        let extra = peak.saturating_sub(baseline);
+        table.row(
+            &format!("threads added during a {THREAD_IDS}-ID call, pool {pool}"),
+            format!("{extra} (pool built: +{})", built.saturating_sub(baseline)),
+            &format!("= pool {pool} + const (<= {})", pool + 2),
+            format!(
+                "+{} over pool {}",
+                extra.saturating_sub(pool),
+                if extra <= pool + 2 { "pass" } else { "FAIL" }
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Nearest-rank percentile of sorted `values`.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Figure 4: a failure ends the call at once, and its hung requests are let go.
+fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
+    let server = Server::start()?;
+    let client = FanOutClient::builder(format!("http://{}/cancel/users/{{id}}", server.addr()))
+        .no_rate_limit()
+        .max_in_flight(8)
+        .build()?;
+    let (mut to_return, mut to_drain) = (Vec::new(), Vec::new());
+    for run in 0..CANCEL_WARMUP + CANCEL_RUNS {
+        let result = client.fetch_all(&ids(0..8));
+        let returned = Instant::now();
+        // Polled rather than spun, to leave the CPUs to the workers being freed.
+        let drain_limit = returned + Duration::from_secs(1);
+        while client.stats().in_flight > 0 && Instant::now() < drain_limit {
+            thread::sleep(Duration::from_micros(50));
+        }
+        let drained = Instant::now();
+        let written = server.take_fail_written().ok_or("no 500 was written")?;
+        server.release_hung();
+        // Lets the released server threads and the last run's sockets wind down, so
+        // each run starts from the same quiet state.
+        thread::sleep(Duration::from_millis(10));
+        match result {
+            Err(e) if e.status() == Some(500) && e.user_id() == Some(0) => {}
+            other => {
+                return Err(format!("run {run}: expected the 500 of ID 0, got {other:?}").into());
+            }
+        }
+        if client.stats().in_flight > 0 {
+            return Err(format!("run {run}: requests still in flight after 1 s").into());
+        }
+        if run >= CANCEL_WARMUP {
+            to_return.push(returned.saturating_duration_since(written));
+            to_drain.push(drained - returned);
+        }
+    }
+    to_return.sort();
+    to_drain.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let p99 = percentile(&to_return, 99.0);
+    table.row(
+        "cancel: 500 written -> fetch_all returns (100 runs)",
+        format!(
+            "p50 {:.3} ms, p99 {:.3} ms",
+            ms(percentile(&to_return, 50.0)),
+            ms(p99)
+        ),
+        "p99 <= 1 ms",
+        verdict(ms(p99), p99 <= Duration::from_millis(1)),
+    );
+    let worst = to_drain[to_drain.len() - 1];
+    let slowest = |sorted: &[Duration]| {
+        sorted[sorted.len() - 5..]
+            .iter()
+            .map(|d| format!("{:.3}", ms(*d)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    notes.push(format!(
+        "cancel, 5 slowest of {CANCEL_RUNS} (ms): to return {}; to drain {}",
+        slowest(&to_return),
+        slowest(&to_drain)
+    ));
+    table.row(
+        "cancel: fetch_all returns -> stats().in_flight == 0",
+        format!(
+            "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            ms(percentile(&to_drain, 50.0)),
+            ms(percentile(&to_drain, 99.0)),
+            ms(worst)
+        ),
+        "<= 10 ms",
+        verdict(ms(worst) / 10.0, worst <= Duration::from_millis(10)),
+    );
+    Ok(())
+}
