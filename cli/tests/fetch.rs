@@ -7,7 +7,7 @@ use std::io::{BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer, body_of, fanout};
+use common::{Reply, TestServer, body_of, echo_server, fanout};
 use predicates::prelude::*;
 
 /// A template nothing listens on, for runs that must stop before any request.
@@ -19,7 +19,7 @@ fn stdout_of(output: &std::process::Output) -> String {
 
 #[test]
 fn success_prints_one_summary_line() {
-    let server = TestServer::echo();
+    let server = echo_server();
     let ids = [1, 2, 3, 4, 5, 9, 10];
     let bytes: usize = ids.iter().map(|&id| body_of(id).len()).sum();
     fanout()
@@ -99,7 +99,7 @@ fn malformed_ids_file_names_the_line() {
 
 #[test]
 fn ids_file_and_stdin() {
-    let server = TestServer::echo();
+    let server = echo_server();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ids.txt");
     fs::write(&file, "# users\n1\n\n2 # second\n").unwrap();
@@ -122,7 +122,7 @@ fn ids_file_and_stdin() {
 
 #[test]
 fn out_dir_holds_one_file_per_id_and_nothing_else() {
-    let server = TestServer::echo();
+    let server = echo_server();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bodies");
     let ids: Vec<u64> = (1..=12).collect();
@@ -212,7 +212,7 @@ fn jsonl_stops_at_the_first_failure() {
 
 #[test]
 fn rate_is_respected_end_to_end() {
-    let server = TestServer::echo();
+    let server = echo_server();
     let started = Instant::now();
     fanout()
         .args([
@@ -239,7 +239,7 @@ fn rate_is_respected_end_to_end() {
 
 #[test]
 fn timeline_writes_an_svg() {
-    let server = TestServer::echo();
+    let server = echo_server();
     let dir = tempfile::tempdir().unwrap();
     let svg = dir.path().join("timeline.svg");
     fanout()
@@ -273,7 +273,7 @@ fn deadline_ends_the_run_with_no_user_id() {
 
 #[test]
 fn verbose_shows_the_library_logs() {
-    let server = TestServer::echo();
+    let server = echo_server();
     fanout()
         .args(["fetch", &server.template(), "--ids", "42", "-v"])
         .assert()

@@ -3,7 +3,8 @@
 //! `TestServer` is a small HTTP/1.1 server on 127.0.0.1 with keep-alive and one thread
 //! per connection. Unlike a mock server it records when each request arrived and how
 //! many were in flight, can delay or hang an answer, and answers every request through
-//! one handler. mockito serves the tests that only need canned answers.
+//! one handler. mockito serves the tests that only need canned answers. The
+//! command-line tests include this file too.
 #![allow(dead_code)] // each test file uses a different part
 
 use std::io::{BufRead, BufReader, Write};
@@ -26,6 +27,8 @@ pub enum Reply {
     },
     /// Never answer (until the server is dropped, or 30 s pass).
     Hang,
+    /// Answer 200 with this body once `release` disconnects (or the server stops).
+    After(Receiver<()>, Vec<u8>),
 }
 
 impl Reply {
@@ -53,7 +56,7 @@ impl Reply {
                 body,
                 delay,
             },
-            Reply::Hang => Reply::Hang,
+            other => other,
         }
     }
 
@@ -84,12 +87,15 @@ struct State {
     stopping: AtomicBool,
     /// Disconnected when the server is dropped, releasing hanging handlers.
     stop_rx: Receiver<()>,
+    /// Told of each request's ID as it arrives, for tests that wait for one.
+    arrival_tx: Sender<Option<u64>>,
 }
 
 pub struct TestServer {
     addr: SocketAddr,
     state: Arc<State>,
     _stop_tx: Sender<()>,
+    arrival_rx: Receiver<Option<u64>>,
 }
 
 impl TestServer {
@@ -99,6 +105,7 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+        let (arrival_tx, arrival_rx) = crossbeam_channel::unbounded();
         let state = Arc::new(State {
             handler: Box::new(handler),
             arrivals: Mutex::new(Vec::new()),
@@ -106,6 +113,7 @@ impl TestServer {
             peak_in_flight: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             stop_rx,
+            arrival_tx,
         });
         let accept_state = Arc::clone(&state);
         let spawn = |f: Box<dyn FnOnce() + Send>| {
@@ -128,6 +136,7 @@ impl TestServer {
             addr,
             state,
             _stop_tx: stop_tx,
+            arrival_rx,
         }
     }
 
@@ -146,6 +155,11 @@ impl TestServer {
 
     pub fn peak_in_flight(&self) -> usize {
         self.state.peak_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Waits up to `limit` for the next request; returns its ID, if one came.
+    pub fn next_arrival(&self, limit: Duration) -> Option<Option<u64>> {
+        self.arrival_rx.recv_timeout(limit).ok()
     }
 }
 
@@ -196,7 +210,21 @@ fn serve_connection(state: &State, stream: TcpStream) {
             id,
         });
 
-        let reply = (state.handler)(id);
+        let _ = state.arrival_tx.send(id);
+
+        let reply = match (state.handler)(id) {
+            Reply::After(release, body) => {
+                crossbeam_channel::select! {
+                    recv(release) -> _ => {}
+                    recv(state.stop_rx) -> _ => {
+                        state.in_flight.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+                Reply::ok(body)
+            }
+            reply => reply,
+        };
         let written = match reply {
             Reply::Respond {
                 status,
@@ -223,6 +251,7 @@ fn serve_connection(state: &State, stream: TcpStream) {
                 state.in_flight.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
+            Reply::After(..) => unreachable!("released above"),
         };
         if written.is_err() {
             return;
