@@ -84,12 +84,10 @@ impl Engine {
                     redirected = Some(next);
                     continue;
                 }
-                Ok(Reply::Redirect(_)) => AttemptError {
-                    error: FetchError::new(ErrorKind::Transport)
+                Ok(Reply::Redirect(_)) => AttemptError::fatal(
+                    FetchError::new(ErrorKind::Transport)
                         .with_detail(format!("more than {MAX_REDIRECTS} redirects")),
-                    retryable: false,
-                    retry_after: None,
-                },
+                ),
                 Err(failed) => failed,
             };
             // A retry starts again from the template's URL.

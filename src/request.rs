@@ -45,7 +45,7 @@ pub(crate) struct AttemptError {
 }
 
 impl AttemptError {
-    fn fatal(error: FetchError) -> Self {
+    pub(crate) fn fatal(error: FetchError) -> Self {
         AttemptError {
             error,
             retryable: false,
