@@ -1,13 +1,13 @@
 //! `FanOutClient` and its builder: validated configuration, and the calls.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::{HeaderName, HeaderValue};
 
-use crate::call::FetchIter;
+use crate::bodies::Bodies;
 use crate::cancel::CancelToken;
+use crate::collect;
 use crate::error::{ConfigError, FetchError};
 use crate::fetch::Engine;
 use crate::limit::{RateLimit, RateLimitConfig};
@@ -15,6 +15,7 @@ use crate::pool::Pool;
 use crate::request::Http;
 use crate::retry::RetryPolicy;
 use crate::stats::{Counters, Stats};
+use crate::stream::FetchIter;
 use crate::template::UrlTemplate;
 
 /// Default requests per second.
@@ -104,7 +105,7 @@ impl FanOutClient {
     /// assert_eq!(widgets.len(), 3);
     /// # Ok(()) }
     /// ```
-    pub fn fetch_all(&self, ids: &[u64]) -> Result<HashMap<u64, Vec<u8>>, FetchError> {
+    pub fn fetch_all(&self, ids: &[u64]) -> Result<Bodies, FetchError> {
         self.fetch_all_with(&CancelToken::new(), ids)
     }
 
@@ -122,17 +123,8 @@ impl FanOutClient {
     /// let bodies = client.fetch_all_with(&cancel, &[7, 8, 9])?;
     /// # Ok(()) }
     /// ```
-    pub fn fetch_all_with(
-        &self,
-        cancel: &CancelToken,
-        ids: &[u64],
-    ) -> Result<HashMap<u64, Vec<u8>>, FetchError> {
-        let mut bodies = HashMap::with_capacity(ids.len());
-        for item in self.iter(cancel, ids.iter().copied(), true) {
-            let (id, body) = item?;
-            bodies.insert(id, body);
-        }
-        Ok(bodies)
+    pub fn fetch_all_with(&self, cancel: &CancelToken, ids: &[u64]) -> Result<Bodies, FetchError> {
+        collect::fetch_all(self.pool.tickets(), self.max_in_flight, cancel, ids)
     }
 
     /// Streams results in completion order, one item per distinct ID, without
@@ -157,7 +149,7 @@ impl FanOutClient {
     where
         I: IntoIterator<Item = u64>,
     {
-        self.iter(&CancelToken::new(), ids.into_iter(), false)
+        self.fetch_iter_with(&CancelToken::new(), ids)
     }
 
     /// Like [`fetch_iter`](Self::fetch_iter), and also ends when `cancel` is cancelled
@@ -166,16 +158,12 @@ impl FanOutClient {
     where
         I: IntoIterator<Item = u64>,
     {
-        self.iter(cancel, ids.into_iter(), false)
-    }
-
-    fn iter<I: Iterator<Item = u64>>(
-        &self,
-        cancel: &CancelToken,
-        ids: I,
-        fail_fast: bool,
-    ) -> FetchIter<'_, I> {
-        FetchIter::new(self.pool.jobs(), self.max_in_flight, cancel, ids, fail_fast)
+        FetchIter::new(
+            self.pool.tickets(),
+            self.max_in_flight,
+            cancel,
+            ids.into_iter(),
+        )
     }
 
     /// The client's counters since it was built. Cheap; callable from any thread.

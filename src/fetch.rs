@@ -34,13 +34,14 @@ impl Drop for InFlight<'_> {
 
 impl Engine {
     /// Fetches `id` with retries, until it succeeds, fails for good, or `signals` stop
-    /// the call.
+    /// the call. On success the body is in `body`, which is overwritten.
     pub(crate) fn fetch_one(
         &self,
         id: u64,
         signals: &Signals,
         sockets: &Arc<CallSockets>,
-    ) -> Result<Vec<u8>, FetchError> {
+        body: &mut Vec<u8>,
+    ) -> Result<(), FetchError> {
         let first_url = self.template.url(id);
         let stopped =
             |stop: Stop, attempts: u32| stop.into_error().with_user_id(id).with_attempts(attempts);
@@ -64,19 +65,18 @@ impl Engine {
             let result = {
                 let _in_flight = InFlight(&self.counters);
                 let _attempt = abort::enter(sockets);
-                self.http.request(url, signals.deadline())
+                self.http.request(url, signals.deadline(), body)
             };
             let latency_ms = started.elapsed().as_millis() as u64;
 
             let failed = match result {
-                Ok(Reply::Body(answer)) => {
+                Ok(Reply::Body { status }) => {
                     log::debug!(
-                        user_id = id, attempt, latency_ms, status = answer.status,
-                        bytes = answer.body.len();
+                        user_id = id, attempt, latency_ms, status, bytes = body.len();
                         "fetched"
                     );
                     self.counters.id_succeeded();
-                    return Ok(answer.body);
+                    return Ok(());
                 }
                 Ok(Reply::Redirect(next)) if hops < MAX_REDIRECTS => {
                     log::debug!(user_id = id, attempt, latency_ms; "redirected to {next}");

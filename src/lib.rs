@@ -29,25 +29,29 @@
 //!     .build()?;
 //!
 //! let widgets = client.fetch_all(&[1, 2, 3])?;
-//! println!("user 1 has {} bytes of widgets", widgets[&1].len());
+//! println!("user 1 has {} bytes of widgets", widgets[1].len());
 //!
 //! let cancel = CancelToken::with_timeout(Duration::from_secs(30));
 //! let widgets = client.fetch_all_with(&cancel, &[4, 5, 6])?;
 //! # Ok(()) }
 //! ```
 //!
-//! For millions of IDs, [`FanOutClient::fetch_iter`] streams `(id, body)` results in
-//! completion order instead of collecting them; `fetch_all` is built on it.
+//! [`fetch_all`](FanOutClient::fetch_all) returns [`Bodies`], a map from ID to body
+//! bytes kept in one buffer. For millions of IDs, [`FanOutClient::fetch_iter`] streams
+//! `(id, body)` results in completion order instead of collecting them.
 //!
 //! # How it works
 //!
 //! [`FanOutClientBuilder::build`] starts `max_in_flight` worker threads, owned by the
-//! client. A call feeds its IDs into a small shared job channel from the caller's own
-//! thread, as workers have room; each worker takes a token from the shared bucket right
-//! before each attempt and sends it on one shared HTTP agent. So 10 IDs or 10 million
-//! use the same threads, and several threads calling one client share its limits.
-//! Every wait (for a token, a retry backoff, results) is a channel wait that a
-//! cancellation ends at once; nothing sleeps.
+//! client. A call gives the pool one ticket per worker it can use; a worker holding a
+//! ticket takes the call's IDs one after another, takes a token from the shared bucket
+//! right before each attempt, and sends it on one shared HTTP agent. When several calls
+//! share the client, their workers take turns, one ID at a time. `fetch_all`'s caller
+//! sleeps until the last body is in or the first ID fails; `fetch_iter` hands IDs over
+//! from the caller's thread as workers have room. So 10 IDs or 10 million use the same
+//! threads, and several threads calling one client share its limits. Every wait (for a
+//! token, a retry backoff, results) is a channel wait that a cancellation ends at once;
+//! nothing sleeps.
 //!
 //! # Errors
 //!
@@ -85,9 +89,11 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod abort;
+mod bodies;
 mod call;
 mod cancel;
 mod client;
+mod collect;
 mod error;
 mod fetch;
 mod limit;
@@ -95,9 +101,10 @@ mod pool;
 mod request;
 mod retry;
 mod stats;
+mod stream;
 mod template;
 
-pub use call::FetchIter;
+pub use bodies::{Bodies, BodiesIter};
 pub use cancel::CancelToken;
 pub use client::{
     DEFAULT_BURST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT,
@@ -106,6 +113,7 @@ pub use client::{
 };
 pub use error::{ConfigError, ErrorKind, FetchError};
 pub use stats::Stats;
+pub use stream::FetchIter;
 pub use template::UrlTemplate;
 
 const _: () = {

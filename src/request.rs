@@ -1,5 +1,6 @@
 //! One HTTP attempt on the shared agent, and the classification of its outcome.
 
+use std::io::Read;
 use std::time::{Duration, Instant};
 
 use ureq::config::Config;
@@ -24,16 +25,10 @@ pub(crate) struct Http {
 /// What a request that did not fail gave.
 #[derive(Debug)]
 pub(crate) enum Reply {
-    Body(Answer),
+    /// A successful answer, whose body was read into the caller's buffer.
+    Body { status: u16 },
     /// A redirect within the same origin, to this absolute URL.
     Redirect(String),
-}
-
-/// A successful answer.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) body: Vec<u8>,
 }
 
 /// A failed attempt: the error it would end with, and whether another try may help.
@@ -100,7 +95,8 @@ impl Http {
         self.agent.clone().shutdown();
     }
 
-    /// One GET of `url`, bounded by the per-attempt timeout and by `deadline`.
+    /// One GET of `url`, bounded by the per-attempt timeout and by `deadline`. A
+    /// successful answer's body replaces the contents of `body`.
     ///
     /// A redirect is not followed here but handed back, so that the next request
     /// takes its own rate-limit token like any other.
@@ -108,6 +104,7 @@ impl Http {
         &self,
         url: &str,
         deadline: Option<Instant>,
+        body: &mut Vec<u8>,
     ) -> Result<Reply, AttemptError> {
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let deadline_bound = remaining.is_some_and(|r| r < self.timeout);
@@ -140,9 +137,9 @@ impl Http {
                 retry_after,
             });
         }
-        let body = read_body(response.body_mut(), self.max_body_bytes)
+        read_body(response.body_mut(), self.max_body_bytes, body)
             .map_err(|e| with_status(classify_ureq_error(e, deadline_bound), status))?;
-        Ok(Reply::Body(Answer { status, body }))
+        Ok(Reply::Body { status })
     }
 
     fn send(&self, url: &str, timeout: Option<Duration>) -> Result<Response<Body>, ureq::Error> {
@@ -240,14 +237,20 @@ fn with_status(mut err: AttemptError, status: u16) -> AttemptError {
     err
 }
 
-fn read_body(body: &mut Body, limit: u64) -> Result<Vec<u8>, ureq::Error> {
-    // Refuse an advertised oversize body before reading a byte of it.
+fn read_body(body: &mut Body, limit: u64, into: &mut Vec<u8>) -> Result<(), ureq::Error> {
+    into.clear();
     if let Some(len) = body.content_length() {
+        // Refuse an advertised oversize body before reading a byte of it.
         if len > limit {
             return Err(ureq::Error::BodyExceedsLimit(limit));
         }
+        // At most `limit` bytes, which the caller chose to allow.
+        into.reserve_exact(usize::try_from(len).unwrap_or(0));
     }
-    body.with_config().limit(limit).read_to_vec()
+    let mut reader = body.with_config().limit(limit).reader();
+    // ureq's own errors (the limit, a timeout) come back out of the `io::Error`.
+    reader.read_to_end(into).map_err(ureq::Error::from)?;
+    Ok(())
 }
 
 fn classify_ureq_error(error: ureq::Error, deadline_bound: bool) -> AttemptError {

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ fn duplicate_ids_are_fetched_once() {
     let bodies = client.fetch_all(&[3, 1, 3, 2, 1, 3]).unwrap();
 
     assert_eq!(bodies.len(), 3);
-    assert_eq!(bodies[&3], b"body 3");
+    assert_eq!(&bodies[3], b"body 3");
     let mut requested: Vec<u64> = server.arrivals().iter().filter_map(|a| a.id).collect();
     requested.sort();
     assert_eq!(requested, [1, 2, 3]);
@@ -46,7 +45,7 @@ fn body_over_the_limit_fails_that_id() {
         .build()
         .unwrap();
 
-    assert_eq!(client.fetch_all(&[1]).unwrap()[&1].len(), 1000);
+    assert_eq!(client.fetch_all(&[1]).unwrap()[1].len(), 1000);
     let err = client.fetch_all(&[1, 2]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::TooLarge);
@@ -125,10 +124,10 @@ fn four_callers_share_the_limits_and_get_their_own_results() {
         })
         .collect();
     for caller in callers {
-        let (ids, bodies): (Vec<u64>, HashMap<u64, Vec<u8>>) = caller.join().unwrap();
+        let (ids, bodies): (Vec<u64>, fanout::Bodies) = caller.join().unwrap();
         assert_eq!(bodies.len(), ids.len());
         for id in ids {
-            assert_eq!(bodies[&id], id.to_string().as_bytes());
+            assert_eq!(&bodies[id], id.to_string().as_bytes());
         }
     }
     let elapsed = started.elapsed();

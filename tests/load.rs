@@ -41,7 +41,7 @@ fn sixty_four_callers_share_one_cap_and_one_rate() {
                 let bodies = client.fetch_all(&ids).unwrap();
                 assert_eq!(bodies.len(), ids.len());
                 for id in ids {
-                    assert_eq!(bodies[&id], id.to_string().as_bytes(), "caller {caller}");
+                    assert_eq!(&bodies[id], id.to_string().as_bytes(), "caller {caller}");
                 }
             })
         })

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fanout::FanOutClient;
+use fanout::{Bodies, FanOutClient};
 
 use crate::server::Server;
 
@@ -172,9 +172,17 @@ fn ids(range: std::ops::Range<u64>) -> Vec<u64> {
     range.collect()
 }
 
-fn check_all(got: &HashMap<u64, Vec<u8>>, expected: usize) -> BenchResult<()> {
-    if got.len() != expected {
-        return Err(format!("expected {expected} bodies, got {}", got.len()).into());
+fn check_all(got: &Bodies, expected: usize) -> BenchResult<()> {
+    check_counts(got.len(), got.total_bytes(), expected)
+}
+
+fn check_plain(got: &HashMap<u64, Vec<u8>>, expected: usize) -> BenchResult<()> {
+    check_counts(got.len(), got.values().map(Vec::len).sum(), expected)
+}
+
+fn check_counts(bodies: usize, bytes: usize, expected: usize) -> BenchResult<()> {
+    if bodies != expected || bytes != expected * server::BODY_BYTES {
+        return Err(format!("expected {expected} bodies, got {bodies} ({bytes} bytes)").into());
     }
     Ok(())
 }
@@ -330,7 +338,7 @@ fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
 
     // Connections, allocator and caches warmed on both sides before anything is timed.
     check_all(&client.fetch_all(&all[..5_000])?, 5_000)?;
-    check_all(&plain_fetch_all(&agent, addr, 5_000)?, 5_000)?;
+    check_plain(&plain_fetch_all(&agent, addr, 5_000)?, 5_000)?;
 
     let (mut fanout_runs, mut plain_runs) = (Vec::new(), Vec::new());
     for _ in 0..OVERHEAD_ROUNDS {
@@ -339,7 +347,7 @@ fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
         drop(got); // Freed outside the timing, as on the plain side.
         fanout_runs.push(sample);
         let (sample, got) = measure(|| plain_fetch_all(&agent, addr, OVERHEAD_IDS))?;
-        check_all(&got, all.len())?;
+        check_plain(&got, all.len())?;
         drop(got);
         plain_runs.push(sample);
     }

@@ -1,0 +1,247 @@
+//! `Bodies`: what `fetch_all` hands back, every body in one buffer.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::{Index, Range};
+
+/// The response bodies of a [`fetch_all`](crate::FanOutClient::fetch_all) call, by
+/// user ID.
+///
+/// A read-only map from ID to body bytes. The bodies sit end to end in one buffer, with
+/// an index sorted by ID: a million small bodies cost two allocations, not a million,
+/// and about 24 bytes each on top of their own size (a `HashMap<u64, Vec<u8>>` needs
+/// 60 to 100). Iteration is in ascending ID order.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = fanout::FanOutClient::builder("https://api.example.com/users/{id}").build()?;
+/// let bodies = client.fetch_all(&[3, 1, 2])?;
+/// assert_eq!(bodies.len(), 3);
+/// let first: &[u8] = &bodies[1];
+/// for (id, body) in &bodies {
+///     println!("{id}: {} bytes", body.len());
+/// }
+/// // Or, when owned buffers are more convenient:
+/// let map: std::collections::HashMap<u64, Vec<u8>> = bodies.into_map();
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Bodies {
+    data: Vec<u8>,
+    /// Sorted by ID, one entry per ID.
+    index: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    id: u64,
+    start: usize,
+    len: usize,
+}
+
+impl Entry {
+    fn range(&self) -> Range<usize> {
+        self.start..self.start + self.len
+    }
+}
+
+impl Bodies {
+    /// The number of IDs (each distinct ID of the call once).
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether there are no bodies: the call was given no IDs.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The body of `id`, or `None` if the call did not include it.
+    pub fn get(&self, id: u64) -> Option<&[u8]> {
+        let at = self.index.binary_search_by_key(&id, |e| e.id).ok()?;
+        Some(&self.data[self.index[at].range()])
+    }
+
+    /// Whether the call included `id`.
+    pub fn contains(&self, id: u64) -> bool {
+        self.index.binary_search_by_key(&id, |e| e.id).is_ok()
+    }
+
+    /// `(id, body)` pairs in ascending ID order.
+    pub fn iter(&self) -> BodiesIter<'_> {
+        BodiesIter {
+            data: &self.data,
+            entries: self.index.iter(),
+        }
+    }
+
+    /// The IDs, in ascending order.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
+        self.index.iter().map(|e| e.id)
+    }
+
+    /// The size of all bodies together, in bytes.
+    pub fn total_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Copies each body into its own `Vec`, keyed by ID.
+    pub fn into_map(self) -> HashMap<u64, Vec<u8>> {
+        self.iter().map(|(id, body)| (id, body.to_vec())).collect()
+    }
+}
+
+impl Index<u64> for Bodies {
+    type Output = [u8];
+
+    /// The body of `id`.
+    ///
+    /// # Panics
+    ///
+    /// If the call did not include `id`; use [`Bodies::get`] to find out.
+    fn index(&self, id: u64) -> &[u8] {
+        self.get(id)
+            .unwrap_or_else(|| panic!("no body for ID {id} in this result"))
+    }
+}
+
+impl From<Bodies> for HashMap<u64, Vec<u8>> {
+    fn from(bodies: Bodies) -> Self {
+        bodies.into_map()
+    }
+}
+
+impl<'a> IntoIterator for &'a Bodies {
+    type Item = (u64, &'a [u8]);
+    type IntoIter = BodiesIter<'a>;
+
+    fn into_iter(self) -> BodiesIter<'a> {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for Bodies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bodies")
+            .field("len", &self.len())
+            .field("total_bytes", &self.total_bytes())
+            .finish()
+    }
+}
+
+/// The iterator of [`Bodies::iter`]: `(id, body)` in ascending ID order.
+#[derive(Debug, Clone)]
+pub struct BodiesIter<'a> {
+    data: &'a [u8],
+    entries: std::slice::Iter<'a, Entry>,
+}
+
+impl<'a> Iterator for BodiesIter<'a> {
+    type Item = (u64, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.entries.next()?;
+        Some((entry.id, &self.data[entry.range()]))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+impl ExactSizeIterator for BodiesIter<'_> {}
+
+impl DoubleEndedIterator for BodiesIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let entry = self.entries.next_back()?;
+        Some((entry.id, &self.data[entry.range()]))
+    }
+}
+
+/// Bodies as they arrive, in completion order; sorted once, at the end.
+#[derive(Debug, Default)]
+pub(crate) struct BodiesBuilder {
+    data: Vec<u8>,
+    index: Vec<Entry>,
+}
+
+impl BodiesBuilder {
+    pub(crate) fn with_capacity(ids: usize) -> Self {
+        BodiesBuilder {
+            data: Vec::new(),
+            index: Vec::with_capacity(ids),
+        }
+    }
+
+    /// Adds the body of `id`, which must not have been added before.
+    pub(crate) fn push(&mut self, id: u64, body: &[u8]) {
+        self.index.push(Entry {
+            id,
+            start: self.data.len(),
+            len: body.len(),
+        });
+        self.data.extend_from_slice(body);
+    }
+
+    pub(crate) fn build(mut self) -> Bodies {
+        self.index.sort_unstable_by_key(|e| e.id);
+        Bodies {
+            data: self.data,
+            index: self.index,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Bodies {
+        let mut builder = BodiesBuilder::with_capacity(3);
+        builder.push(30, b"thirty");
+        builder.push(10, b"");
+        builder.push(20, b"twenty");
+        builder.build()
+    }
+
+    #[test]
+    fn looks_up_each_body_by_id_whatever_the_arrival_order() {
+        let bodies = sample();
+        assert_eq!(bodies.len(), 3);
+        assert_eq!(bodies.get(30), Some(&b"thirty"[..]));
+        assert_eq!(bodies.get(10), Some(&b""[..]));
+        assert_eq!(&bodies[20], b"twenty");
+        assert_eq!(bodies.get(15), None);
+        assert!(!bodies.contains(40));
+        assert_eq!(bodies.total_bytes(), 12);
+    }
+
+    #[test]
+    fn iterates_in_id_order_both_ways() {
+        let bodies = sample();
+        assert_eq!(bodies.ids().collect::<Vec<_>>(), [10, 20, 30]);
+        let backwards: Vec<_> = bodies.iter().rev().map(|(id, _)| id).collect();
+        assert_eq!(backwards, [30, 20, 10]);
+        assert_eq!(bodies.iter().len(), 3);
+    }
+
+    #[test]
+    fn converts_to_a_map_of_owned_bodies() {
+        let map: HashMap<u64, Vec<u8>> = sample().into();
+        assert_eq!(map.len(), 3);
+        assert_eq!(map[&20], b"twenty");
+    }
+
+    #[test]
+    #[should_panic(expected = "no body for ID 99")]
+    fn indexing_a_missing_id_panics_with_the_id() {
+        let _ = &sample()[99];
+    }
+
+    #[test]
+    fn empty_bodies_hold_nothing() {
+        let bodies = Bodies::default();
+        assert!(bodies.is_empty());
+        assert_eq!(bodies.iter().next(), None);
+    }
+}

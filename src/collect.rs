@@ -1,0 +1,140 @@
+//! `fetch_all`: one answer for the whole call, its bodies or its first failure.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::bodies::{Bodies, BodiesBuilder};
+use crate::call::{AbortOnDrop, Call, Ids, Outcome, Sink};
+use crate::cancel::CancelToken;
+use crate::error::{ErrorKind, FetchError};
+use crate::pool::Ticket;
+
+/// Runs a `fetch_all` call on the pool behind `tickets`, with `workers` workers.
+pub(crate) fn fetch_all(
+    tickets: &Sender<Ticket>,
+    workers: usize,
+    cancel: &CancelToken,
+    ids: &[u64],
+) -> Result<Bodies, FetchError> {
+    let ids = distinct(ids);
+    if ids.is_empty() {
+        return Ok(Bodies::default());
+    }
+    let (collector, answered) = Collector::new(ids.len());
+    let servers = workers.min(ids.len());
+    let call = Arc::new(Call::new(
+        cancel,
+        Ids::listed(ids),
+        Sink::Collect(collector),
+    ));
+    // Stops the workers whichever way this function returns.
+    let call = AbortOnDrop(call);
+    for _ in 0..servers {
+        // The pool lives as long as the client this call borrows.
+        tickets
+            .send(Some(Arc::clone(&call.0)))
+            .expect("worker pool outlives its calls");
+    }
+
+    let deadline = match cancel.deadline() {
+        Some(at) => crossbeam_channel::at(at),
+        None => crossbeam_channel::never(),
+    };
+    let collector = call.0.collector().expect("fetch_all calls collect");
+    loop {
+        crossbeam_channel::select! {
+            recv(answered) -> _ => {}
+            recv(cancel.receiver()) -> _ => {}
+            recv(deadline) -> _ => {}
+        }
+        if let Err(stop) = cancel.check() {
+            return Err(stop.into_error());
+        }
+        if let Some(answer) = collector.answer() {
+            return answer;
+        }
+    }
+}
+
+/// `ids` without repeats, in their first order.
+fn distinct(ids: &[u64]) -> Box<[u64]> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+}
+
+/// Gathers the bodies of a `fetch_all` call, and wakes its caller once: when every ID
+/// is in, or on the first failure.
+pub(crate) struct Collector {
+    state: Mutex<Collected>,
+    /// Holds one message once the call has an answer.
+    done: Sender<()>,
+}
+
+struct Collected {
+    bodies: BodiesBuilder,
+    /// IDs not fetched yet.
+    remaining: usize,
+    /// The first failure that ends the call.
+    error: Option<FetchError>,
+}
+
+impl Collector {
+    /// A collector for `ids` distinct IDs, and the channel its answer is signalled on.
+    pub(crate) fn new(ids: usize) -> (Self, Receiver<()>) {
+        let (done, answered) = crossbeam_channel::bounded(1);
+        let collector = Collector {
+            state: Mutex::new(Collected {
+                bodies: BodiesBuilder::with_capacity(ids),
+                remaining: ids,
+                error: None,
+            }),
+            done,
+        };
+        (collector, answered)
+    }
+
+    pub(crate) fn deliver(&self, id: u64, outcome: Outcome, body: &[u8]) {
+        let mut state = self.lock();
+        match outcome {
+            Ok(()) => {
+                state.bodies.push(id, body);
+                state.remaining -= 1;
+                if state.remaining > 0 {
+                    return;
+                }
+            }
+            // Stopped by the caller (who knows) or by another ID's failure (which is
+            // recorded already, or on its way).
+            Err(e) if e.kind() == ErrorKind::Cancelled => return,
+            // The caller's deadline ends the whole call, as a cancel does: the worker
+            // that found out first does not make it that ID's failure.
+            Err(e) if e.kind() == ErrorKind::DeadlineExceeded => {
+                state.error.get_or_insert_with(|| {
+                    FetchError::new(ErrorKind::DeadlineExceeded).with_source(e)
+                });
+            }
+            Err(e) => {
+                state.error.get_or_insert(e);
+            }
+        }
+        drop(state);
+        // Full already if an answer was signalled before.
+        let _ = self.done.try_send(());
+    }
+
+    /// The call's answer, once it has one: the first failure, or every body.
+    pub(crate) fn answer(&self) -> Option<Result<Bodies, FetchError>> {
+        let mut state = self.lock();
+        if let Some(error) = state.error.take() {
+            return Some(Err(error));
+        }
+        (state.remaining == 0).then(|| Ok(std::mem::take(&mut state.bodies).build()))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Collected> {
+        // The state stays consistent whatever panicked while holding the lock.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
