@@ -34,29 +34,69 @@ const WORKERS: usize = 8;
 const CANCEL_RUNS: usize = 100;
 /// Cancellation runs before those, to set up connections and warm caches.
 const CANCEL_WARMUP: usize = 5;
+/// IDs in the call of the memory figure.
+const MEMORY_IDS: u64 = 1_000_000;
 /// IDs in the call watched by the thread-count figure.
 const THREAD_IDS: u64 = 20_000;
 
+/// The figures, by the name that selects one on the command line.
+const FIGURES: [&str; 6] = [
+    "rate",
+    "concurrency",
+    "overhead",
+    "threads",
+    "cancel",
+    "memory",
+];
+
 fn main() -> BenchResult<()> {
-    if std::env::args().nth(1).as_deref() == Some("serve") {
-        return serve();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => return serve(),
+        Some("solo") => return solo(args.get(1).map(String::as_str)),
+        Some("memory-child") => return memory_child(args.get(1).map(String::as_str)),
+        _ => {}
     }
+    if let Some(unknown) = args.iter().find(|a| !FIGURES.contains(&a.as_str())) {
+        return Err(format!(
+            "unknown figure {unknown:?}; figures: {}",
+            FIGURES.join(", ")
+        )
+        .into());
+    }
+    let wanted = |figure: &str| args.is_empty() || args.iter().any(|a| a == figure);
+
     print_machine();
     let downstream = Downstream::spawn()?;
     let addr = downstream.addr;
     let mut table = Table::default();
+    let mut notes = Vec::new();
 
-    eprintln!("rate efficiency (about 10 s)...");
-    rate_efficiency(addr, &mut table)?;
-    eprintln!("concurrency efficiency (about 6 s)...");
-    concurrency_efficiency(addr, &mut table)?;
-    eprintln!("overhead ({OVERHEAD_ROUNDS} rounds of {OVERHEAD_IDS} per side)...");
-    let mut notes = overhead(addr, &mut table)?;
-    eprintln!("threads...");
-    threads(addr, &mut table)?;
+    if wanted("rate") {
+        eprintln!("rate efficiency (about 10 s)...");
+        rate_efficiency(addr, &mut table)?;
+    }
+    if wanted("concurrency") {
+        eprintln!("concurrency efficiency (about 6 s)...");
+        concurrency_efficiency(addr, &mut table)?;
+    }
+    if wanted("overhead") {
+        eprintln!("overhead ({OVERHEAD_ROUNDS} rounds of {OVERHEAD_IDS} per side)...");
+        notes.extend(overhead(addr, &mut table)?);
+    }
+    if wanted("threads") {
+        eprintln!("threads...");
+        threads(addr, &mut table)?;
+    }
+    if wanted("memory") {
+        eprintln!("memory ({MEMORY_IDS} IDs, in a child process; about 20 s)...");
+        memory(addr, &mut table)?;
+    }
     drop(downstream);
-    eprintln!("cancellation ({CANCEL_RUNS} runs)...");
-    cancellation(&mut table, &mut notes)?;
+    if wanted("cancel") {
+        eprintln!("cancellation ({CANCEL_RUNS} runs)...");
+        cancellation(&mut table, &mut notes)?;
+    }
 
     table.print();
     println!();
@@ -64,6 +104,43 @@ fn main() -> BenchResult<()> {
         println!("{note}");
     }
     Ok(())
+}
+
+/// The hidden `solo` mode, for profilers: one side of the overhead figure alone,
+/// `fanout` or `plain`, against a downstream in a child process.
+fn solo(side: Option<&str>) -> BenchResult<()> {
+    let downstream = Downstream::spawn()?;
+    let addr = downstream.addr;
+    let rounds = 5;
+    match side {
+        Some("fanout") => {
+            let client = overhead_client(addr)?;
+            let all = ids(0..OVERHEAD_IDS);
+            for _ in 0..rounds {
+                let (sample, got) = measure(|| Ok(client.fetch_all(&all)?))?;
+                check_all(&got, all.len())?;
+                print_sample("fanout", &sample);
+            }
+        }
+        Some("plain") => {
+            let agent = plain_agent();
+            for _ in 0..rounds {
+                let (sample, got) = measure(|| plain_fetch_all(&agent, addr, OVERHEAD_IDS))?;
+                check_plain(&got, OVERHEAD_IDS as usize)?;
+                print_sample("plain", &sample);
+            }
+        }
+        _ => return Err("usage: fanout-bench solo fanout|plain".into()),
+    }
+    Ok(())
+}
+
+fn print_sample(side: &str, sample: &Sample) {
+    println!(
+        "{side}: {:.0} req/s, {:.2} us CPU per request",
+        sample.per_second(OVERHEAD_IDS),
+        sample.cpu_micros_per_request(OVERHEAD_IDS)
+    );
 }
 
 /// The hidden `serve` mode: runs the downstream until the parent closes our stdin.
@@ -327,12 +404,19 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// The client of the overhead figure: no rate limit, `WORKERS` in flight.
+fn overhead_client(addr: SocketAddr) -> BenchResult<FanOutClient> {
+    Ok(
+        FanOutClient::builder(format!("http://{addr}/lat/0/users/{{id}}"))
+            .no_rate_limit()
+            .max_in_flight(WORKERS)
+            .build()?,
+    )
+}
+
 /// Figure 3: requests per second and CPU per request, beside a plain `ureq` loop.
 fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
-    let client = FanOutClient::builder(format!("http://{addr}/lat/0/users/{{id}}"))
-        .no_rate_limit()
-        .max_in_flight(WORKERS)
-        .build()?;
+    let client = overhead_client(addr)?;
     let agent = plain_agent();
     let all = ids(0..OVERHEAD_IDS);
 
@@ -541,4 +625,61 @@ fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
         verdict(ms(worst) / 10.0, worst <= Duration::from_millis(10)),
     );
     Ok(())
+}
+
+/// Figure 5, memory: the peak resident size of a process that fetches `MEMORY_IDS`
+/// IDs with `fetch_all` and keeps the result, measured in a child process of its own so
+/// that nothing else this bench did is counted.
+fn memory(addr: SocketAddr, table: &mut Table) -> BenchResult<()> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(["memory-child", &addr.to_string()])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("memory child failed: {}", output.status).into());
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let peak: u64 = stdout.trim().parse()?;
+    let bodies = MEMORY_IDS * server::BODY_BYTES as u64;
+    let goal = 2 * bodies + 16 * 1024 * 1024;
+    let ratio = peak as f64 / goal as f64;
+    table.row(
+        "peak RSS, fetch_all of 1,000,000 IDs, 64 B bodies",
+        format!("{:.1} MiB (bodies {:.1} MiB)", mib(peak), mib(bodies)),
+        &format!("<= 2 x bodies + 16 MiB = {:.1} MiB", mib(goal)),
+        verdict(ratio, ratio <= 1.0),
+    );
+    Ok(())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The hidden `memory-child ADDR` mode: fetches `MEMORY_IDS` IDs and prints this
+/// process's peak resident size in bytes.
+fn memory_child(addr: Option<&str>) -> BenchResult<()> {
+    let addr: SocketAddr = addr
+        .ok_or("usage: fanout-bench memory-child ADDR")?
+        .parse()?;
+    let client = overhead_client(addr)?;
+    let all = ids(0..MEMORY_IDS);
+    let bodies = client.fetch_all(&all)?;
+    check_all(&bodies, all.len())?;
+    println!("{}", peak_rss()?);
+    drop(bodies);
+    Ok(())
+}
+
+/// This process's peak resident set size (`VmHWM`), in bytes.
+fn peak_rss() -> BenchResult<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .ok_or("no VmHWM in /proc/self/status")?
+        .trim()
+        .parse::<u64>()?;
+    Ok(kib * 1024)
 }
