@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, ShutdownHandle, Transport,
+    time,
 };
 
 /// The sockets the requests of one call are using right now.
@@ -235,15 +236,15 @@ impl Transport for TrackedTransport {
         if let Some(socket) = &self.socket {
             request_starts_on(socket);
         }
-        self.inner.transmit_output(amount, timeout)
+        self.inner.transmit_output(amount, coarse(timeout))
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.inner.maybe_await_input(timeout)
+        self.inner.maybe_await_input(coarse(timeout))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.inner.await_input(timeout)
+        self.inner.await_input(coarse(timeout))
     }
 
     fn is_open(&mut self) -> bool {
@@ -252,6 +253,31 @@ impl Transport for TrackedTransport {
 
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
+    }
+}
+
+/// `timeout` rounded up to 6 significant bits of whole milliseconds: 10 s becomes
+/// 10.24 s, at most 1/32 longer.
+///
+/// The TCP transport changes a socket's timeout (a system call) whenever the timeout it
+/// is given changes, and with a per-attempt deadline that is every read and write of
+/// every request: two system calls per request on a fast API, about 5 % of the CPU
+/// time. Rounded, the value stays the same from one request to the next.
+fn coarse(timeout: NextTimeout) -> NextTimeout {
+    let time::Duration::Exact(exact) = timeout.after else {
+        return timeout;
+    };
+    if exact.is_zero() {
+        // Already timed out: the transport reports it.
+        return timeout;
+    }
+    let millis = u64::try_from(exact.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+    let dropped_bits = (u64::BITS - millis.leading_zeros()).saturating_sub(6);
+    let step = 1u64 << dropped_bits;
+    let rounded = millis.div_ceil(step).saturating_mul(step);
+    NextTimeout {
+        after: time::Duration::Exact(std::time::Duration::from_millis(rounded)),
+        ..timeout
     }
 }
 
@@ -283,6 +309,34 @@ mod tests {
             shutdown: Arc::downgrade(&shutdown),
             owner: Mutex::new(0),
         })
+    }
+
+    fn coarse_millis(exact: std::time::Duration) -> u128 {
+        let timeout = NextTimeout {
+            after: time::Duration::Exact(exact),
+            reason: ureq::Timeout::PerCall,
+            per_read: None,
+            per_write: None,
+        };
+        let time::Duration::Exact(rounded) = coarse(timeout).after else {
+            panic!("stays exact");
+        };
+        rounded.as_millis()
+    }
+
+    #[test]
+    fn socket_timeouts_round_up_to_a_value_shared_by_nearby_ones() {
+        use std::time::Duration;
+        // Two requests a few microseconds apart give the socket the same timeout.
+        assert_eq!(coarse_millis(Duration::from_micros(9_999_990)), 10_240);
+        assert_eq!(coarse_millis(Duration::from_micros(9_999_700)), 10_240);
+        // Never shorter, and at most 1/32 longer.
+        for ms in [1, 2, 63, 64, 65, 100, 1_000, 12_345, 86_400_000] {
+            let rounded = coarse_millis(Duration::from_millis(ms)) as u64;
+            assert!(rounded >= ms && rounded <= ms + ms / 32, "{ms} ms -> {rounded} ms");
+        }
+        assert_eq!(coarse_millis(Duration::from_nanos(1)), 1);
+        assert_eq!(coarse_millis(Duration::ZERO), 0, "a timeout that has passed stays so");
     }
 
     #[test]

@@ -137,9 +137,10 @@ fn solo(side: Option<&str>) -> BenchResult<()> {
 
 fn print_sample(side: &str, sample: &Sample) {
     println!(
-        "{side}: {:.0} req/s, {:.2} us CPU per request",
+        "{side}: {:.0} req/s, {:.2} us CPU and {:.2} context switches per request",
         sample.per_second(OVERHEAD_IDS),
-        sample.cpu_micros_per_request(OVERHEAD_IDS)
+        sample.cpu_micros_per_request(OVERHEAD_IDS),
+        sample.switches_per_request(OVERHEAD_IDS)
     );
 }
 
@@ -310,24 +311,31 @@ fn concurrency_efficiency(addr: SocketAddr, table: &mut Table) -> BenchResult<()
     Ok(())
 }
 
-/// CPU time of this process so far, all threads, user and system.
-fn cpu_time() -> Duration {
+/// This process's resource usage so far, all threads.
+fn usage() -> libc::rusage {
     // SAFETY: `getrusage` only writes the struct it is given, which is plain data
     // and valid when zeroed.
-    let usage = unsafe {
+    unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         libc::getrusage(libc::RUSAGE_SELF, &mut usage);
         usage
-    };
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+    }
 }
 
-/// One overhead round: wall time and this process's CPU time.
+/// CPU time and context switches of this process so far.
+fn cpu_and_switches() -> (Duration, u64) {
+    let usage = usage();
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    let cpu = Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime));
+    (cpu, (usage.ru_nvcsw + usage.ru_nivcsw) as u64)
+}
+
+/// One overhead round: wall time, and this process's CPU time and context switches.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     wall: Duration,
     cpu: Duration,
+    switches: u64,
 }
 
 impl Sample {
@@ -338,14 +346,20 @@ impl Sample {
     fn cpu_micros_per_request(&self, requests: u64) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / requests as f64
     }
+
+    fn switches_per_request(&self, requests: u64) -> f64 {
+        self.switches as f64 / requests as f64
+    }
 }
 
 fn measure<T>(work: impl FnOnce() -> BenchResult<T>) -> BenchResult<(Sample, T)> {
-    let (wall_start, cpu_start) = (Instant::now(), cpu_time());
+    let (wall_start, (cpu_start, switches_start)) = (Instant::now(), cpu_and_switches());
     let out = work()?;
+    let (cpu_end, switches_end) = cpu_and_switches();
     let sample = Sample {
         wall: wall_start.elapsed(),
-        cpu: cpu_time() - cpu_start,
+        cpu: cpu_end - cpu_start,
+        switches: switches_end - switches_start,
     };
     Ok((sample, out))
 }
@@ -476,17 +490,19 @@ fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
         runs.iter()
             .map(|s| {
                 format!(
-                    "{:.0} req/s {:.2} us",
+                    "{:.0} req/s {:.2} us {:.2} sw",
                     s.per_second(OVERHEAD_IDS),
-                    s.cpu_micros_per_request(OVERHEAD_IDS)
+                    s.cpu_micros_per_request(OVERHEAD_IDS),
+                    s.switches_per_request(OVERHEAD_IDS)
                 )
             })
             .collect::<Vec<_>>()
             .join(", ")
     };
     Ok(vec![
-        "overhead rounds, in order (medians in the table; the server runs in a child process, \
-         so its CPU is not counted, but it shares the machine's CPUs):"
+        "overhead rounds, in order: req/s, CPU per request, context switches per request \
+         (medians in the table; the server runs in a child process, so its CPU is not \
+         counted, but it shares the machine's CPUs):"
             .into(),
         format!("  fanout: {}", describe(&fanout_runs)),
         format!("  plain:  {}", describe(&plain_runs)),
