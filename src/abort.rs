@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, ShutdownHandle, Transport,
-    time,
+    Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, ShutdownHandle,
+    Transport, time,
 };
 
 /// The sockets the requests of one call are using right now.
@@ -333,10 +333,17 @@ mod tests {
         // Never shorter, and at most 1/32 longer.
         for ms in [1, 2, 63, 64, 65, 100, 1_000, 12_345, 86_400_000] {
             let rounded = coarse_millis(Duration::from_millis(ms)) as u64;
-            assert!(rounded >= ms && rounded <= ms + ms / 32, "{ms} ms -> {rounded} ms");
+            assert!(
+                rounded >= ms && rounded <= ms + ms / 32,
+                "{ms} ms -> {rounded} ms"
+            );
         }
         assert_eq!(coarse_millis(Duration::from_nanos(1)), 1);
-        assert_eq!(coarse_millis(Duration::ZERO), 0, "a timeout that has passed stays so");
+        assert_eq!(
+            coarse_millis(Duration::ZERO),
+            0,
+            "a timeout that has passed stays so"
+        );
     }
 
     #[test]

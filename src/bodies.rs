@@ -179,16 +179,6 @@ pub(crate) struct BodiesBuilder {
 }
 
 impl BodiesBuilder {
-    pub(crate) fn with_capacity(ids: usize) -> Self {
-        BodiesBuilder {
-            bodies: Bodies {
-                index: Vec::with_capacity(ids),
-                ..Bodies::default()
-            },
-            shared: None,
-        }
-    }
-
     /// Adds the body of `id`, which must not have been added before.
     pub(crate) fn push(&mut self, id: u64, body: &[u8]) {
         let (chunk, start) = if body.len() > CHUNK_BYTES {
@@ -225,6 +215,32 @@ impl BodiesBuilder {
         }
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.bodies.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bodies.is_empty()
+    }
+
+    /// Moves every body of `other` into this one.
+    pub(crate) fn append(&mut self, other: BodiesBuilder) {
+        let bodies = &mut self.bodies;
+        if bodies.index.is_empty() {
+            bodies.index.reserve_exact(other.bodies.index.len());
+        }
+        // Chunk numbers in `other` count from the end of ours.
+        let offset = bodies.chunks.len() as u32;
+        bodies.chunks.extend(other.bodies.chunks);
+        bodies
+            .index
+            .extend(other.bodies.index.iter().map(|entry| Entry {
+                chunk: entry.chunk + offset,
+                ..*entry
+            }));
+        bodies.total_bytes += other.bodies.total_bytes;
+    }
+
     pub(crate) fn build(mut self) -> Bodies {
         self.bodies.index.sort_unstable_by_key(|e| e.id);
         self.bodies
@@ -236,7 +252,7 @@ mod tests {
     use super::*;
 
     fn sample() -> Bodies {
-        let mut builder = BodiesBuilder::with_capacity(3);
+        let mut builder = BodiesBuilder::default();
         builder.push(30, b"thirty");
         builder.push(10, b"");
         builder.push(20, b"twenty");
@@ -266,7 +282,7 @@ mod tests {
 
     #[test]
     fn bodies_fill_chunks_and_a_large_one_gets_its_own() {
-        let mut builder = BodiesBuilder::with_capacity(3);
+        let mut builder = BodiesBuilder::default();
         let half = vec![1u8; CHUNK_BYTES / 2 + 1];
         let large = vec![2u8; CHUNK_BYTES * 2];
         builder.push(1, &half);

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::abort::CallSockets;
 use crate::cancel::{CancelToken, Signals};
-use crate::collect::Collector;
+use crate::collect::{Batch, Collector};
 use crate::error::FetchError;
 
 /// How one fetch ended. The body, on success, is in the worker's buffer.
@@ -85,8 +85,9 @@ impl Call {
     }
 
     /// Called by a worker when an ID ends, however it ends. `body` holds the body on
-    /// success; it may be taken, or left for the worker to reuse.
-    pub(crate) fn deliver(&self, id: u64, outcome: Outcome, body: &mut Vec<u8>) {
+    /// success; it may be taken, or left for the worker to reuse. `batch` keeps what
+    /// the worker has not handed in yet; see [`Call::hand_in`].
+    pub(crate) fn deliver(&self, id: u64, outcome: Outcome, body: &mut Vec<u8>, batch: &mut Batch) {
         match &self.sink {
             Sink::Collect(collector) => {
                 if outcome.as_ref().is_err_and(|e| !e.is_cancellation()) {
@@ -94,13 +95,20 @@ impl Call {
                     // taking this call's IDs, tokens and sockets now.
                     self.abort();
                 }
-                collector.deliver(id, outcome, body);
+                collector.deliver(id, outcome, body, batch);
             }
             Sink::Stream(results) => {
                 let result = outcome.map(|()| std::mem::take(body));
                 // The caller may be gone already (it dropped the iterator).
                 let _ = results.send((id, result));
             }
+        }
+    }
+
+    /// Called by a worker as it stops taking this call's IDs, with what it kept.
+    pub(crate) fn hand_in(&self, batch: Batch) {
+        if let Sink::Collect(collector) = &self.sink {
+            collector.hand_in(batch);
         }
     }
 

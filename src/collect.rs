@@ -66,6 +66,9 @@ fn distinct(ids: &[u64]) -> Box<[u64]> {
 
 /// Gathers the bodies of a `fetch_all` call, and wakes its caller once: when every ID
 /// is in, or on the first failure.
+///
+/// A worker keeps the bodies it fetches in a [`Batch`] of its own and hands them in
+/// when it leaves the call, so the workers do not meet on a lock once per ID.
 pub(crate) struct Collector {
     state: Mutex<Collected>,
     /// Holds one message once the call has an answer.
@@ -74,11 +77,14 @@ pub(crate) struct Collector {
 
 struct Collected {
     bodies: BodiesBuilder,
-    /// IDs not fetched yet.
+    /// IDs not handed in yet.
     remaining: usize,
     /// The first failure that ends the call.
     error: Option<FetchError>,
 }
+
+/// The bodies one worker fetched for a call and has not handed in yet.
+pub(crate) type Batch = BodiesBuilder;
 
 impl Collector {
     /// A collector for `ids` distinct IDs, and the channel its answer is signalled on.
@@ -86,7 +92,7 @@ impl Collector {
         let (done, answered) = crossbeam_channel::bounded(1);
         let collector = Collector {
             state: Mutex::new(Collected {
-                bodies: BodiesBuilder::with_capacity(ids),
+                bodies: BodiesBuilder::default(),
                 remaining: ids,
                 error: None,
             }),
@@ -95,31 +101,41 @@ impl Collector {
         (collector, answered)
     }
 
-    pub(crate) fn deliver(&self, id: u64, outcome: Outcome, body: &[u8]) {
-        let mut state = self.lock();
-        match outcome {
-            Ok(()) => {
-                state.bodies.push(id, body);
-                state.remaining -= 1;
-                if state.remaining > 0 {
-                    return;
-                }
-            }
+    /// Records how `id` ended: its body goes into `batch`, a failure straight to the
+    /// caller.
+    pub(crate) fn deliver(&self, id: u64, outcome: Outcome, body: &[u8], batch: &mut Batch) {
+        let error = match outcome {
+            Ok(()) => return batch.push(id, body),
             // Stopped by the caller (who knows) or by another ID's failure (which is
             // recorded already, or on its way).
             Err(e) if e.kind() == ErrorKind::Cancelled => return,
             // The caller's deadline ends the whole call, as a cancel does: the worker
             // that found out first does not make it that ID's failure.
             Err(e) if e.kind() == ErrorKind::DeadlineExceeded => {
-                state.error.get_or_insert_with(|| {
-                    FetchError::new(ErrorKind::DeadlineExceeded).with_source(e)
-                });
+                FetchError::new(ErrorKind::DeadlineExceeded).with_source(e)
             }
-            Err(e) => {
-                state.error.get_or_insert(e);
-            }
+            Err(e) => e,
+        };
+        self.lock().error.get_or_insert(error);
+        self.signal();
+    }
+
+    /// Takes in the bodies a worker fetched, when it leaves the call.
+    pub(crate) fn hand_in(&self, batch: Batch) {
+        if batch.is_empty() {
+            return;
         }
+        let mut state = self.lock();
+        state.remaining -= batch.len();
+        state.bodies.append(batch);
+        let complete = state.remaining == 0;
         drop(state);
+        if complete {
+            self.signal();
+        }
+    }
+
+    fn signal(&self) {
         // Full already if an answer was signalled before.
         let _ = self.done.try_send(());
     }

@@ -7,6 +7,7 @@ use std::thread::{self, JoinHandle};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::call::Call;
+use crate::collect::Batch;
 use crate::error::{ErrorKind, FetchError};
 use crate::fetch::Engine;
 
@@ -76,6 +77,7 @@ impl Drop for Pool {
 fn work(engine: &Engine, tickets: &Receiver<Ticket>, requeue: &Sender<Ticket>) {
     let mut body = Vec::new();
     while let Ok(Some(call)) = tickets.recv() {
+        let mut batch = Batch::default();
         while let Some(id) = call.next_id() {
             // A panic is a bug in this library (or in a log backend); it fails this ID
             // and leaves the worker, and so the pool, whole.
@@ -87,7 +89,7 @@ fn work(engine: &Engine, tickets: &Receiver<Ticket>, requeue: &Sender<Ticket>) {
                     .with_user_id(id)
                     .with_detail("worker panicked"))
             });
-            call.deliver(id, outcome, &mut body);
+            call.deliver(id, outcome, &mut body, &mut batch);
             if body.capacity() > KEPT_BUFFER_BYTES {
                 body = Vec::new();
             }
@@ -97,5 +99,6 @@ fn work(engine: &Engine, tickets: &Receiver<Ticket>, requeue: &Sender<Ticket>) {
                 break;
             }
         }
+        call.hand_in(batch);
     }
 }

@@ -7,6 +7,7 @@
 //! this process reports is the client's alone. The cancellation figure needs the
 //! server's clock, so it uses a server inside this process instead.
 
+mod plain;
 mod server;
 
 use std::collections::HashMap;
@@ -107,30 +108,38 @@ fn main() -> BenchResult<()> {
 }
 
 /// The hidden `solo` mode, for profilers: one side of the overhead figure alone,
-/// `fanout` or `plain`, against a downstream in a child process.
+/// `fanout`, `spawning` or `pool`, against a downstream in a child process.
 fn solo(side: Option<&str>) -> BenchResult<()> {
     let downstream = Downstream::spawn()?;
     let addr = downstream.addr;
     let rounds = 5;
+    let (n, all) = (OVERHEAD_IDS, ids(0..OVERHEAD_IDS));
+    let agent = plain::agent();
     match side {
         Some("fanout") => {
             let client = overhead_client(addr)?;
-            let all = ids(0..OVERHEAD_IDS);
             for _ in 0..rounds {
                 let (sample, got) = measure(|| Ok(client.fetch_all(&all)?))?;
                 check_all(&got, all.len())?;
                 print_sample("fanout", &sample);
             }
         }
-        Some("plain") => {
-            let agent = plain_agent();
+        Some("spawning") => {
             for _ in 0..rounds {
-                let (sample, got) = measure(|| plain_fetch_all(&agent, addr, OVERHEAD_IDS))?;
-                check_plain(&got, OVERHEAD_IDS as usize)?;
-                print_sample("plain", &sample);
+                let (sample, got) = measure(|| plain::fetch_all_spawning(&agent, addr, n))?;
+                check_plain(&got, all.len())?;
+                print_sample("plain, spawned per call", &sample);
             }
         }
-        _ => return Err("usage: fanout-bench solo fanout|plain".into()),
+        Some("pool") => {
+            let pool = plain::Pool::start(&agent, addr);
+            for _ in 0..rounds {
+                let (sample, got) = measure(|| pool.fetch_all(n))?;
+                check_plain(&got, all.len())?;
+                print_sample("plain, started once", &sample);
+            }
+        }
+        _ => return Err("usage: fanout-bench solo fanout|spawning|pool".into()),
     }
     Ok(())
 }
@@ -364,55 +373,6 @@ fn measure<T>(work: impl FnOnce() -> BenchResult<T>) -> BenchResult<(Sample, T)>
     Ok((sample, out))
 }
 
-/// The plain loop's agent: fanout's pool settings, statuses handed back as responses.
-fn plain_agent() -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_idle_connections(WORKERS)
-        .max_idle_connections_per_host(WORKERS)
-        .build();
-    ureq::Agent::new_with_config(config)
-}
-
-/// The baseline: `WORKERS` threads on one agent, no limiter, the same result.
-fn plain_fetch_all(
-    agent: &ureq::Agent,
-    addr: SocketAddr,
-    n: u64,
-) -> BenchResult<HashMap<u64, Vec<u8>>> {
-    let next = AtomicU64::new(0);
-    let parts = thread::scope(|scope| {
-        let workers: Vec<_> = (0..WORKERS)
-            .map(|_| {
-                scope.spawn(|| -> BenchResult<Vec<(u64, Vec<u8>)>> {
-                    let mut bodies = Vec::new();
-                    for _ in 0..n {
-                        let id = next.fetch_add(1, Ordering::Relaxed);
-                        if id >= n {
-                            break;
-                        }
-                        let url = format!("http://{addr}/lat/0/users/{id}");
-                        let mut response = agent.get(&url).call()?;
-                        if response.status() != 200 {
-                            return Err(format!("status {}", response.status()).into());
-                        }
-                        bodies.push((id, response.body_mut().read_to_vec()?));
-                    }
-                    Ok(bodies)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().map_err(|_| "worker panicked")?)
-            .collect::<BenchResult<Vec<_>>>()
-    })?;
-    // Collected into one map like `fetch_all`, so both sides deliver the same thing.
-    let mut all = HashMap::with_capacity(n as usize);
-    all.extend(parts.into_iter().flatten());
-    Ok(all)
-}
-
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -428,72 +388,79 @@ fn overhead_client(addr: SocketAddr) -> BenchResult<FanOutClient> {
     )
 }
 
-/// Figure 3: requests per second and CPU per request, beside a plain `ureq` loop.
+/// Figure 3: requests per second and CPU per request, beside plain `ureq` loops.
 fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
     let client = overhead_client(addr)?;
-    let agent = plain_agent();
+    let agent = plain::agent();
+    let pool_agent = plain::agent();
+    let pool = plain::Pool::start(&pool_agent, addr);
     let all = ids(0..OVERHEAD_IDS);
+    let n = OVERHEAD_IDS;
 
-    // Connections, allocator and caches warmed on both sides before anything is timed.
+    // Connections, allocator and caches warmed on every side before anything is timed.
     check_all(&client.fetch_all(&all[..5_000])?, 5_000)?;
-    check_plain(&plain_fetch_all(&agent, addr, 5_000)?, 5_000)?;
+    check_plain(&plain::fetch_all_spawning(&agent, addr, 5_000)?, 5_000)?;
+    check_plain(&pool.fetch_all(5_000)?, 5_000)?;
 
-    let (mut fanout_runs, mut plain_runs) = (Vec::new(), Vec::new());
+    let (mut fanout_runs, mut spawning_runs, mut pool_runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..OVERHEAD_ROUNDS {
         let (sample, got) = measure(|| Ok(client.fetch_all(&all)?))?;
         check_all(&got, all.len())?;
-        drop(got); // Freed outside the timing, as on the plain side.
+        drop(got); // Freed outside the timing, as on the plain sides.
         fanout_runs.push(sample);
-        let (sample, got) = measure(|| plain_fetch_all(&agent, addr, OVERHEAD_IDS))?;
+        let (sample, got) = measure(|| plain::fetch_all_spawning(&agent, addr, n))?;
         check_plain(&got, all.len())?;
         drop(got);
-        plain_runs.push(sample);
+        spawning_runs.push(sample);
+        let (sample, got) = measure(|| pool.fetch_all(n))?;
+        check_plain(&got, all.len())?;
+        drop(got);
+        pool_runs.push(sample);
     }
 
-    let rate = |runs: &[Sample]| median(runs.iter().map(|s| s.per_second(OVERHEAD_IDS)).collect());
-    let cpu = |runs: &[Sample]| {
-        median(
-            runs.iter()
-                .map(|s| s.cpu_micros_per_request(OVERHEAD_IDS))
-                .collect(),
-        )
-    };
-    let (fanout_rate, plain_rate) = (rate(&fanout_runs), rate(&plain_runs));
-    let (fanout_cpu, plain_cpu) = (cpu(&fanout_runs), cpu(&plain_runs));
-    let rate_ratio = fanout_rate / plain_rate;
-    let cpu_ratio = fanout_cpu / plain_cpu;
+    let rate = |runs: &[Sample]| median(runs.iter().map(|s| s.per_second(n)).collect());
+    let cpu = |runs: &[Sample]| median(runs.iter().map(|s| s.cpu_micros_per_request(n)).collect());
+    let fanout = (rate(&fanout_runs), cpu(&fanout_runs));
     table.row(
         "throughput, fanout (100k IDs, 0 ms, 64 B, 8 in flight)",
-        format!("{fanout_rate:.0} req/s"),
-        ">= 0.97 x plain",
-        verdict(rate_ratio, rate_ratio >= 0.97),
-    );
-    table.row(
-        "throughput, plain ureq loop (8 threads, 1 agent)",
-        format!("{plain_rate:.0} req/s"),
-        "baseline",
+        format!("{:.0} req/s", fanout.0),
+        "-",
         "-".into(),
     );
     table.row(
         "client CPU per request, fanout",
-        format!("{fanout_cpu:.2} us"),
-        "<= 1.05 x plain",
-        verdict(cpu_ratio, cpu_ratio <= 1.05),
-    );
-    table.row(
-        "client CPU per request, plain ureq loop",
-        format!("{plain_cpu:.2} us"),
-        "baseline",
+        format!("{:.2} us", fanout.1),
+        "-",
         "-".into(),
     );
+    let baselines = [
+        ("plain loop, 8 threads spawned per call", &spawning_runs),
+        ("plain loop, 8 threads started once", &pool_runs),
+    ];
+    for (name, runs) in baselines {
+        let (plain_rate, plain_cpu) = (rate(runs), cpu(runs));
+        let (rate_ratio, cpu_ratio) = (fanout.0 / plain_rate, fanout.1 / plain_cpu);
+        table.row(
+            &format!("throughput vs {name}"),
+            format!("{plain_rate:.0} req/s"),
+            ">= 0.97 x plain",
+            verdict(rate_ratio, rate_ratio >= 0.97),
+        );
+        table.row(
+            &format!("CPU per request vs {name}"),
+            format!("{plain_cpu:.2} us"),
+            "<= 1.05 x plain",
+            verdict(cpu_ratio, cpu_ratio <= 1.05),
+        );
+    }
     let describe = |runs: &[Sample]| {
         runs.iter()
             .map(|s| {
                 format!(
                     "{:.0} req/s {:.2} us {:.2} sw",
-                    s.per_second(OVERHEAD_IDS),
-                    s.cpu_micros_per_request(OVERHEAD_IDS),
-                    s.switches_per_request(OVERHEAD_IDS)
+                    s.per_second(n),
+                    s.cpu_micros_per_request(n),
+                    s.switches_per_request(n)
                 )
             })
             .collect::<Vec<_>>()
@@ -504,8 +471,9 @@ fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
          (medians in the table; the server runs in a child process, so its CPU is not \
          counted, but it shares the machine's CPUs):"
             .into(),
-        format!("  fanout: {}", describe(&fanout_runs)),
-        format!("  plain:  {}", describe(&plain_runs)),
+        format!("  fanout:                {}", describe(&fanout_runs)),
+        format!("  plain, spawned per call: {}", describe(&spawning_runs)),
+        format!("  plain, started once:     {}", describe(&pool_runs)),
     ])
 }
 
