@@ -215,6 +215,17 @@ impl BodiesBuilder {
         }
     }
 
+    /// Room for `ids` index entries: the index is never copied to grow.
+    pub(crate) fn with_capacity(ids: usize) -> Self {
+        BodiesBuilder {
+            bodies: Bodies {
+                index: Vec::with_capacity(ids),
+                ..Bodies::default()
+            },
+            shared: None,
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.bodies.len()
     }
@@ -223,22 +234,24 @@ impl BodiesBuilder {
         self.bodies.is_empty()
     }
 
-    /// Moves every body of `other` into this one.
-    pub(crate) fn append(&mut self, other: BodiesBuilder) {
-        let bodies = &mut self.bodies;
-        if bodies.index.is_empty() {
-            bodies.index.reserve_exact(other.bodies.index.len());
-        }
+    /// The size of all bodies added, in bytes.
+    pub(crate) fn total_bytes(&self) -> usize {
+        self.bodies.total_bytes
+    }
+
+    /// Moves every body of `other` into this one, leaving `other` empty but with its
+    /// index's room, to be filled again.
+    pub(crate) fn take_from(&mut self, other: &mut BodiesBuilder) {
+        let (ours, theirs) = (&mut self.bodies, &mut other.bodies);
         // Chunk numbers in `other` count from the end of ours.
-        let offset = bodies.chunks.len() as u32;
-        bodies.chunks.extend(other.bodies.chunks);
-        bodies
-            .index
-            .extend(other.bodies.index.iter().map(|entry| Entry {
-                chunk: entry.chunk + offset,
-                ..*entry
-            }));
-        bodies.total_bytes += other.bodies.total_bytes;
+        let offset = ours.chunks.len() as u32;
+        ours.chunks.append(&mut theirs.chunks);
+        ours.index.extend(theirs.index.drain(..).map(|entry| Entry {
+            chunk: entry.chunk + offset,
+            ..entry
+        }));
+        ours.total_bytes += std::mem::take(&mut theirs.total_bytes);
+        other.shared = None;
     }
 
     pub(crate) fn build(mut self) -> Bodies {

@@ -106,7 +106,7 @@ impl Call {
     }
 
     /// Called by a worker as it stops taking this call's IDs, with what it kept.
-    pub(crate) fn hand_in(&self, batch: Batch) {
+    pub(crate) fn hand_in(&self, batch: &mut Batch) {
         if let Sink::Collect(collector) = &self.sink {
             collector.hand_in(batch);
         }

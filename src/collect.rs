@@ -68,7 +68,9 @@ fn distinct(ids: &[u64]) -> Box<[u64]> {
 /// is in, or on the first failure.
 ///
 /// A worker keeps the bodies it fetches in a [`Batch`] of its own and hands them in
-/// when it leaves the call, so the workers do not meet on a lock once per ID.
+/// when it has [`BATCH_BODIES`] of them, or a chunk's worth, or leaves the call: so
+/// the workers do not meet on a lock once per ID, and hold little that is not handed
+/// in.
 pub(crate) struct Collector {
     state: Mutex<Collected>,
     /// Holds one message once the call has an answer.
@@ -86,13 +88,18 @@ struct Collected {
 /// The bodies one worker fetched for a call and has not handed in yet.
 pub(crate) type Batch = BodiesBuilder;
 
+/// The most bodies a worker keeps before handing them in.
+const BATCH_BODIES: usize = 1024;
+/// The most bytes of bodies a worker keeps before handing them in.
+const BATCH_BYTES: usize = 1 << 20;
+
 impl Collector {
     /// A collector for `ids` distinct IDs, and the channel its answer is signalled on.
     pub(crate) fn new(ids: usize) -> (Self, Receiver<()>) {
         let (done, answered) = crossbeam_channel::bounded(1);
         let collector = Collector {
             state: Mutex::new(Collected {
-                bodies: BodiesBuilder::default(),
+                bodies: BodiesBuilder::with_capacity(ids),
                 remaining: ids,
                 error: None,
             }),
@@ -105,7 +112,13 @@ impl Collector {
     /// caller.
     pub(crate) fn deliver(&self, id: u64, outcome: Outcome, body: &[u8], batch: &mut Batch) {
         let error = match outcome {
-            Ok(()) => return batch.push(id, body),
+            Ok(()) => {
+                batch.push(id, body);
+                if batch.len() >= BATCH_BODIES || batch.total_bytes() >= BATCH_BYTES {
+                    self.hand_in(batch);
+                }
+                return;
+            }
             // Stopped by the caller (who knows) or by another ID's failure (which is
             // recorded already, or on its way).
             Err(e) if e.kind() == ErrorKind::Cancelled => return,
@@ -120,14 +133,14 @@ impl Collector {
         self.signal();
     }
 
-    /// Takes in the bodies a worker fetched, when it leaves the call.
-    pub(crate) fn hand_in(&self, batch: Batch) {
+    /// Takes in the bodies a worker fetched, leaving its batch empty.
+    pub(crate) fn hand_in(&self, batch: &mut Batch) {
         if batch.is_empty() {
             return;
         }
         let mut state = self.lock();
         state.remaining -= batch.len();
-        state.bodies.append(batch);
+        state.bodies.take_from(batch);
         let complete = state.remaining == 0;
         drop(state);
         if complete {

@@ -76,8 +76,8 @@ impl Drop for Pool {
 
 fn work(engine: &Engine, tickets: &Receiver<Ticket>, requeue: &Sender<Ticket>) {
     let mut body = Vec::new();
+    let mut batch = Batch::default();
     while let Ok(Some(call)) = tickets.recv() {
-        let mut batch = Batch::default();
         while let Some(id) = call.next_id() {
             // A panic is a bug in this library (or in a log backend); it fails this ID
             // and leaves the worker, and so the pool, whole.
@@ -99,6 +99,6 @@ fn work(engine: &Engine, tickets: &Receiver<Ticket>, requeue: &Sender<Ticket>) {
                 break;
             }
         }
-        call.hand_in(batch);
+        call.hand_in(&mut batch);
     }
 }

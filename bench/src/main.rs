@@ -89,14 +89,14 @@ fn main() -> BenchResult<()> {
         eprintln!("threads...");
         threads(addr, &mut table)?;
     }
-    if wanted("memory") {
-        eprintln!("memory ({MEMORY_IDS} IDs, in a child process; about 20 s)...");
-        memory(addr, &mut table)?;
-    }
     drop(downstream);
     if wanted("cancel") {
         eprintln!("cancellation ({CANCEL_RUNS} runs)...");
         cancellation(&mut table, &mut notes)?;
+    }
+    if wanted("memory") {
+        eprintln!("memory ({MEMORY_IDS} IDs, in a child process; about 20 s)...");
+        memory(&mut table)?;
     }
 
     table.print();
@@ -614,7 +614,10 @@ fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
 /// Figure 5, memory: the peak resident size of a process that fetches `MEMORY_IDS`
 /// IDs with `fetch_all` and keeps the result, measured in a child process of its own so
 /// that nothing else this bench did is counted.
-fn memory(addr: SocketAddr, table: &mut Table) -> BenchResult<()> {
+fn memory(table: &mut Table) -> BenchResult<()> {
+    // A downstream of its own: the others are gone by now.
+    let downstream = Downstream::spawn()?;
+    let addr = downstream.addr;
     let output = Command::new(std::env::current_exe()?)
         .args(["memory-child", &addr.to_string()])
         .stderr(Stdio::inherit())
