@@ -90,12 +90,18 @@ impl Call {
     pub(crate) fn deliver(&self, id: u64, outcome: Outcome, body: &mut Vec<u8>, batch: &mut Batch) {
         match &self.sink {
             Sink::Collect(collector) => {
-                if outcome.as_ref().is_err_and(|e| !e.is_cancellation()) {
-                    // Fail fast, before the caller even wakes: the other workers stop
-                    // taking this call's IDs, tokens and sockets now.
-                    self.abort();
+                let failed = outcome.as_ref().is_err_and(|e| !e.is_cancellation());
+                if failed {
+                    // Fail fast: the other workers stop taking this call's IDs and
+                    // tokens now, before the caller even wakes.
+                    self.signals.abort.cancel();
                 }
                 collector.deliver(id, outcome, body, batch);
+                if failed {
+                    // After the caller is told: each shutdown wakes a worker, and on a
+                    // busy machine those could keep the caller waiting.
+                    self.sockets.abort();
+                }
             }
             Sink::Stream(results) => {
                 let result = outcome.map(|()| std::mem::take(body));

@@ -90,12 +90,13 @@ impl FanOutClient {
         }
     }
 
-    /// Fetches every ID and returns each one's response body, or the first error.
+    /// Fetches every ID and returns each one's response body, as [`Bodies`] (a map
+    /// from ID to body bytes), or the first error.
     ///
     /// Blocks until every ID is fetched, or until the first ID fails for good (after
     /// its retries): then the rest of the call is cancelled, and that error is
     /// returned at once, without waiting for requests still in flight. Duplicate IDs
-    /// are fetched once; an empty slice returns an empty map without a request.
+    /// are fetched once; an empty slice returns empty `Bodies` without a request.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -205,6 +206,10 @@ impl FanOutClientBuilder {
     /// Bounds each attempt, from connecting to the last byte of the body. Default: 10
     /// seconds, at most [`MAX_TIMEOUT`] (a day). A caller's deadline that comes sooner
     /// shortens the attempt.
+    ///
+    /// A server that stops answering is given up on up to 1/32 later (10 s becomes
+    /// 10.24 s): socket timeouts are rounded up so that they need not be set again for
+    /// every request. A caller's deadline is kept exactly, whatever the rounding.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
