@@ -117,6 +117,14 @@ impl CancelToken {
         &self.inner.receiver
     }
 
+    /// Fires at the deadline, for use in `select!`; never fires without one.
+    pub(crate) fn deadline_receiver(&self) -> Receiver<Instant> {
+        match self.inner.deadline {
+            Some(at) => crossbeam_channel::at(at),
+            None => crossbeam_channel::never(),
+        }
+    }
+
     /// `Err` with the reason once the token has ended.
     pub(crate) fn check(&self) -> Result<(), Stop> {
         if self.inner.cancelled.load(Ordering::SeqCst) {

@@ -38,10 +38,7 @@ pub(crate) fn fetch_all(
             .expect("worker pool outlives its calls");
     }
 
-    let deadline = match cancel.deadline() {
-        Some(at) => crossbeam_channel::at(at),
-        None => crossbeam_channel::never(),
-    };
+    let deadline = cancel.deadline_receiver();
     let collector = call.0.collector().expect("fetch_all calls collect");
     loop {
         crossbeam_channel::select! {

@@ -55,10 +55,7 @@ impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
     ) -> Self {
         let (results_tx, results) = crossbeam_channel::unbounded();
         let (feed, fed) = crossbeam_channel::unbounded();
-        let deadline = match cancel.deadline() {
-            Some(at) => crossbeam_channel::at(at),
-            None => crossbeam_channel::never(),
-        };
+        let deadline = cancel.deadline_receiver();
         // Sized for the input, up to a point: a stream of millions may be cut short.
         let seen = HashSet::with_capacity(ids.size_hint().0.min(1 << 16));
         let call = Call::new(cancel, Ids::Fed(fed), Sink::Stream(results_tx));
