@@ -103,6 +103,7 @@ mod retry;
 mod stats;
 mod stream;
 mod template;
+mod turns;
 
 pub use bodies::{Bodies, BodiesIter};
 pub use cancel::CancelToken;

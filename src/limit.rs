@@ -1,10 +1,15 @@
 //! The shared token bucket, and the cancellable wait for a token.
+//!
+//! Workers wait for tokens in line ([`Line`]), so IDs go out in the order they were
+//! claimed, as with Go's `rate.Limiter.Wait`, where each waiter reserves the next
+//! free token.
 
 use std::time::{Duration, Instant};
 
 use ratelimit::{Clock, Ratelimiter, StdClock, TryWaitError};
 
 use crate::cancel::{Signals, Stop};
+use crate::turns::Line;
 
 /// Requests per second and burst, or no limit at all.
 ///
@@ -21,6 +26,7 @@ pub(crate) enum RateLimitConfig {
 pub(crate) struct RateLimit<C: Clock = StdClock> {
     /// `None` when unlimited, so the hot path does no atomics at all.
     bucket: Option<Ratelimiter<C>>,
+    line: Line,
 }
 
 impl<C: Clock> std::fmt::Debug for RateLimit<C> {
@@ -53,7 +59,10 @@ impl<C: Clock> RateLimit<C> {
                     .expect("validated rate and burst"),
             ),
         };
-        RateLimit { bucket }
+        RateLimit {
+            bucket,
+            line: Line::default(),
+        }
     }
 
     /// Takes a token if one is free now; otherwise tells how long until one may be.
@@ -73,17 +82,18 @@ impl<C: Clock> RateLimit<C> {
     /// Blocks until a token is taken, the call stops, or a token could only come after
     /// the caller's deadline. Returns how long it waited.
     ///
-    /// Several workers may wake for the same token; the losers see a fresh wait from
-    /// `try_take` and go back to waiting, so the bucket alone decides who sends.
+    /// Takers are served first come, first served: only the head of the line waits on
+    /// the bucket.
     pub(crate) fn take(&self, signals: &Signals) -> Result<Duration, Stop> {
-        let mut started: Option<Instant> = None;
+        if self.bucket.is_none() {
+            return Ok(Duration::ZERO);
+        }
+        let started = Instant::now();
+        let _turn = self.line.join(signals)?;
         loop {
             match self.try_take() {
-                Ok(()) => return Ok(started.map_or(Duration::ZERO, |s| s.elapsed())),
-                Err(wait) => {
-                    started.get_or_insert_with(Instant::now);
-                    signals.wait(wait)?;
-                }
+                Ok(()) => return Ok(started.elapsed()),
+                Err(wait) => signals.wait(wait)?,
             }
         }
     }
@@ -166,6 +176,38 @@ mod tests {
         let signals = Signals::new(CancelToken::new());
         signals.caller.cancel();
         assert_eq!(limit.take(&signals), Err(Stop::Cancelled));
+    }
+
+    #[test]
+    fn takers_get_tokens_in_the_order_they_came() {
+        let (limit, clock) = limited(1000, 1);
+        let limit = Arc::new(limit);
+        limit.try_take().unwrap();
+        let (order_tx, order) = crossbeam_channel::unbounded();
+        let mut takers = Vec::new();
+        for i in 0..6 {
+            let (taker_limit, order_tx) = (limit.clone(), order_tx.clone());
+            takers.push(std::thread::spawn(move || {
+                taker_limit.take(&Signals::new(CancelToken::new())).unwrap();
+                order_tx.send(i).unwrap();
+            }));
+            // The first taker waits on the bucket; the rest wait in line behind it.
+            let give_up = Instant::now() + Duration::from_secs(30);
+            while limit.line.len() != i + 1 {
+                assert!(Instant::now() < give_up, "taker {i} never got in line");
+                std::thread::yield_now();
+            }
+        }
+        let mut served = Vec::new();
+        for _ in 0..6 {
+            // One more token: the head of the line takes it within its 1 ms poll.
+            clock.advance(Duration::from_millis(1));
+            served.push(order.recv_timeout(Duration::from_secs(30)).unwrap());
+        }
+        for taker in takers {
+            taker.join().unwrap();
+        }
+        assert_eq!(served, [0, 1, 2, 3, 4, 5]);
     }
 
     #[test]
