@@ -35,6 +35,8 @@ const WORKERS: usize = 8;
 const CANCEL_RUNS: usize = 100;
 /// Cancellation runs before those, to set up connections and warm caches.
 const CANCEL_WARMUP: usize = 5;
+/// IDs in each cancellation run, all in flight at once: ID 0 fails, the others hang.
+const CANCEL_IDS: u64 = 8;
 /// IDs in the call of the memory figure.
 const MEMORY_IDS: u64 = 1_000_000;
 /// IDs in the call watched by the thread-count figure.
@@ -535,15 +537,19 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Figure 4: a failure ends the call at once, and its hung requests are let go.
+///
+/// Beside it, run for run, the floor: the same wake-ups with no library in between,
+/// so machine noise can be told from `fanout`'s own cost.
 fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
     let server = Server::start()?;
     let client = FanOutClient::builder(format!("http://{}/cancel/users/{{id}}", server.addr()))
         .no_rate_limit()
-        .max_in_flight(8)
+        .max_in_flight(CANCEL_IDS as usize)
         .build()?;
-    let (mut to_return, mut to_drain) = (Vec::new(), Vec::new());
+    let agent = plain::agent();
+    let (mut to_return, mut to_drain, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..CANCEL_WARMUP + CANCEL_RUNS {
-        let result = client.fetch_all(&ids(0..8));
+        let result = client.fetch_all(&ids(0..CANCEL_IDS));
         let returned = Instant::now();
         // Polled rather than spun, to leave the CPUs to the workers being freed.
         let drain_limit = returned + Duration::from_secs(1);
@@ -565,13 +571,19 @@ fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
         if client.stats().in_flight > 0 {
             return Err(format!("run {run}: requests still in flight after 1 s").into());
         }
+        // Right after the fanout run, so both see the machine in the same state.
+        let floor_sample =
+            cancel_floor(&server, &agent).map_err(|e| format!("run {run}, floor: {e}"))?;
+        thread::sleep(Duration::from_millis(10));
         if run >= CANCEL_WARMUP {
             to_return.push(returned.saturating_duration_since(written));
             to_drain.push(drained - returned);
+            floor.push(floor_sample);
         }
     }
     to_return.sort();
     to_drain.sort();
+    floor.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let p99 = percentile(&to_return, 99.0);
     table.row(
@@ -584,6 +596,25 @@ fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
         "p99 <= 1 ms",
         verdict(ms(p99), p99 <= Duration::from_millis(1)),
     );
+    let floor_p99 = percentile(&floor, 99.0);
+    table.row(
+        "cancel floor: 500 written -> plain thread woken",
+        format!(
+            "p50 {:.3} ms, p99 {:.3} ms",
+            ms(percentile(&floor, 50.0)),
+            ms(floor_p99)
+        ),
+        "-",
+        "-".into(),
+    );
+    // Informative only: the two p99s come from different runs, so the difference is
+    // itself noisy and can be negative.
+    table.row(
+        "cancel: fanout p99 - floor p99",
+        format!("{:+.3} ms", ms(p99) - ms(floor_p99)),
+        "-",
+        "-".into(),
+    );
     let worst = to_drain[to_drain.len() - 1];
     let slowest = |sorted: &[Duration]| {
         sorted[sorted.len() - 5..]
@@ -593,9 +624,10 @@ fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
             .join(" ")
     };
     notes.push(format!(
-        "cancel, 5 slowest of {CANCEL_RUNS} (ms): to return {}; to drain {}",
+        "cancel, 5 slowest of {CANCEL_RUNS} (ms): to return {}; to drain {}; floor {}",
         slowest(&to_return),
-        slowest(&to_drain)
+        slowest(&to_drain),
+        slowest(&floor)
     ));
     table.row(
         "cancel: fetch_all returns -> stats().in_flight == 0",
@@ -609,6 +641,66 @@ fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
         verdict(ms(worst) / 10.0, worst <= Duration::from_millis(10)),
     );
     Ok(())
+}
+
+/// One run of the cancellation floor: the least any client could do on the same path.
+/// One plain thread per ID on a shared agent, the caller blocked on a channel until
+/// the thread that got the 500 wakes it. Returns the time from the server starting to
+/// write that 500 to the caller running again. No socket is shut down: nothing but
+/// the 500 wakes the caller, so there is nothing to cancel.
+fn cancel_floor(server: &Server, agent: &ureq::Agent) -> BenchResult<Duration> {
+    let addr = server.addr();
+    let (woken_tx, woken_rx) = crossbeam_channel::bounded::<u16>(1);
+    thread::scope(|scope| {
+        let threads: Vec<_> = (0..CANCEL_IDS)
+            .map(|id| {
+                // Only ID 0's thread holds a sender, so should it fail before sending,
+                // the channel disconnects and the caller does not wait for ever.
+                let woken_tx = (id == 0).then(|| woken_tx.clone());
+                scope.spawn(move || -> BenchResult<u16> {
+                    let url = format!("http://{addr}/cancel/users/{id}");
+                    let mut response = agent.get(&url).call()?;
+                    let status = response.status().as_u16();
+                    if let Some(woken_tx) = woken_tx {
+                        // Before the body: the least work between the answer and the wake.
+                        let _ = woken_tx.send(status);
+                    }
+                    // Read to the end, so the connection goes back to the agent.
+                    response.body_mut().read_to_vec()?;
+                    Ok(status)
+                })
+            })
+            .collect();
+        drop(woken_tx);
+        let woken = woken_rx.recv();
+        let woken_at = Instant::now();
+        let written = server.take_fail_written();
+        // Released until every thread has its answer: a request that reached the
+        // server after a release would wait for the next one.
+        let release_limit = Instant::now() + Duration::from_secs(1);
+        while threads.iter().any(|t| !t.is_finished()) && Instant::now() < release_limit {
+            server.release_hung();
+            thread::sleep(Duration::from_micros(50));
+        }
+        let all_answered = threads.iter().all(|t| t.is_finished());
+        let statuses: Vec<BenchResult<u16>> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|_| Err("thread panicked".into())))
+            .collect();
+        for (id, status) in statuses.into_iter().enumerate() {
+            let status = status.map_err(|e| format!("ID {id}: {e}"))?;
+            let expected = if id == 0 { 500 } else { 200 };
+            if status != expected {
+                return Err(format!("ID {id}: expected status {expected}, got {status}").into());
+            }
+        }
+        if !all_answered {
+            return Err("plain threads still hung 1 s after release".into());
+        }
+        woken.map_err(|_| "ID 0's thread ended without waking the caller")?;
+        let written = written.ok_or("no 500 was written")?;
+        Ok(woken_at.saturating_duration_since(written))
+    })
 }
 
 /// Figure 5, memory: the peak resident size of a process that fetches `MEMORY_IDS`
