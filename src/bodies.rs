@@ -45,9 +45,13 @@ struct Entry {
     len: u64,
 }
 
-/// The size of a shared chunk. Small enough that the unused tail of the last one does
-/// not matter, large enough that a million small bodies need few.
+/// The most a shared chunk holds. Small enough that the unused tail of the last one
+/// does not matter, large enough that a million small bodies need few.
 const CHUNK_BYTES: usize = 1 << 20;
+/// The room a new shared chunk starts with; it doubles as it fills, up to
+/// [`CHUNK_BYTES`], so a call of a few small bodies holds a few KiB, not a MiB per
+/// worker.
+const FIRST_CHUNK_BYTES: usize = 4 << 10;
 
 impl Entry {
     fn body<'a>(&self, chunks: &'a [Vec<u8>]) -> &'a [u8] {
@@ -159,6 +163,12 @@ impl<'a> Iterator for BodiesIter<'a> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.entries.size_hint()
     }
+
+    /// In constant time, so the `n`th body by ID order is a lookup, not a walk.
+    fn nth(&mut self, n: usize) -> Option<Self::Item> {
+        let entry = self.entries.nth(n)?;
+        Some((entry.id, entry.body(self.chunks)))
+    }
 }
 
 impl ExactSizeIterator for BodiesIter<'_> {}
@@ -188,6 +198,11 @@ impl BodiesBuilder {
             let at = self.shared_chunk_with_room(body.len());
             let chunk = &mut self.bodies.chunks[at];
             let start = chunk.len();
+            if chunk.capacity() - start < body.len() {
+                // Entries hold offsets, not pointers, so moving the chunk is fine.
+                let room = (chunk.capacity() * 2).clamp(start + body.len(), CHUNK_BYTES);
+                chunk.reserve_exact(room - start);
+            }
             chunk.extend_from_slice(body);
             (at, start)
         };
@@ -202,13 +217,14 @@ impl BodiesBuilder {
         self.bodies.total_bytes += body.len();
     }
 
-    /// The shared chunk, or a new one if it has fewer than `len` bytes left.
+    /// The shared chunk, or a new one if `len` more bytes would take it past
+    /// [`CHUNK_BYTES`].
     fn shared_chunk_with_room(&mut self, len: usize) -> usize {
         let chunks = &mut self.bodies.chunks;
         match self.shared {
-            Some(at) if chunks[at].capacity() - chunks[at].len() >= len => at,
+            Some(at) if CHUNK_BYTES - chunks[at].len() >= len => at,
             _ => {
-                chunks.push(Vec::with_capacity(CHUNK_BYTES));
+                chunks.push(Vec::with_capacity(FIRST_CHUNK_BYTES.max(len)));
                 self.shared = Some(chunks.len() - 1);
                 chunks.len() - 1
             }
@@ -291,6 +307,8 @@ mod tests {
         let backwards: Vec<_> = bodies.iter().rev().map(|(id, _)| id).collect();
         assert_eq!(backwards, [30, 20, 10]);
         assert_eq!(bodies.iter().len(), 3);
+        assert_eq!(bodies.iter().nth(1), Some((20, &b"twenty"[..])));
+        assert_eq!(bodies.iter().nth(3), None);
     }
 
     #[test]
@@ -309,6 +327,32 @@ mod tests {
         assert_eq!(bodies.get(3), Some(&large[..]));
         assert_eq!(bodies.get(4), Some(&b"tail"[..]));
         assert_eq!(bodies.total_bytes(), half.len() * 2 + large.len() + 4);
+        assert!(
+            bodies
+                .chunks
+                .iter()
+                .all(|c| c.capacity() <= CHUNK_BYTES * 2)
+        );
+    }
+
+    #[test]
+    fn a_few_small_bodies_hold_little_memory() {
+        let bodies = sample();
+        let held: usize = bodies.chunks.iter().map(Vec::capacity).sum();
+        assert!(
+            held <= FIRST_CHUNK_BYTES,
+            "{held} bytes held for 12 bytes of bodies"
+        );
+
+        // Many small bodies fill chunks close to CHUNK_BYTES before starting another.
+        let mut builder = BodiesBuilder::default();
+        for id in 0..40_000u64 {
+            builder.push(id, &[7u8; 64]);
+        }
+        let bodies = builder.build();
+        assert_eq!(bodies.chunks.len(), 3, "64-byte bodies, 2.44 MiB in all");
+        assert_eq!(bodies.chunks[0].capacity(), CHUNK_BYTES);
+        assert!((0..40_000).all(|id| bodies.get(id) == Some(&[7u8; 64][..])));
     }
 
     #[test]
