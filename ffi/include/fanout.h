@@ -1,0 +1,355 @@
+/*
+ * fanout: fetch many resources from one HTTP API as fast as its limits allow,
+ * and never faster. The C API; see the README, "Using from C and Python".
+ *
+ * Generated from ffi/src by cbindgen: do not edit.
+ */
+
+#ifndef FANOUT_H
+#define FANOUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+// The `timeout_ms` of `fanout_cancel_new` that means no deadline.
+#define FANOUT_NO_TIMEOUT UINT64_MAX
+
+// What a function returns: `FANOUT_STATUS_OK`, or why it failed. The kind of a
+// `fanout_error` is one of these too.
+enum fanout_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : int32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Success.
+  FANOUT_STATUS_OK = 0,
+  // A NULL pointer where one is required, a length too large, a string that is not
+  // UTF-8, or a configuration the client refuses (the error's message says which).
+  FANOUT_STATUS_INVALID_ARGUMENT = 1,
+  // The ID, or the index, is not in the results.
+  FANOUT_STATUS_NOT_FOUND = 2,
+  // The server answered with a status that is not a success, after any retries.
+  FANOUT_STATUS_HTTP_STATUS = 3,
+  // The request could not be sent or its answer could not be read.
+  FANOUT_STATUS_TRANSPORT = 4,
+  // An attempt took longer than the configured timeout.
+  FANOUT_STATUS_TIMEOUT = 5,
+  // A response body was larger than the client accepts.
+  FANOUT_STATUS_TOO_LARGE = 6,
+  // The call was cancelled with `fanout_cancel_cancel`.
+  FANOUT_STATUS_CANCELLED = 7,
+  // The cancel token's deadline passed.
+  FANOUT_STATUS_DEADLINE_EXCEEDED = 8,
+  // A bug in this library, such as a panic caught at the boundary.
+  FANOUT_STATUS_INTERNAL = 9,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum fanout_status fanout_status;
+#else
+typedef int32_t fanout_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A cancellation signal: pass it to `fanout_fetch_all`, and cancel it from any
+// thread with `fanout_cancel_cancel`. Every wait of the calls using it ends at once.
+typedef struct fanout_cancel fanout_cancel;
+
+// A client: its rate limit, its worker threads and its connections, shared by every
+// call made on it.
+typedef struct fanout_client fanout_client;
+
+// The settings of a client, filled in by the `fanout_config_set_*` functions and
+// read by `fanout_client_new`. Unset settings keep the library's defaults: 10
+// requests per second with bursts of 20, 8 in flight, a 10 s timeout per attempt, 3
+// attempts per ID. Values are checked when the client is made. One thread at a time
+// may change a configuration.
+typedef struct fanout_config fanout_config;
+
+// Why a call failed: a kind, a message, and the ID and HTTP status it concerns, if
+// any. Made by `fanout_client_new` and `fanout_fetch_all`; freed with
+// `fanout_error_free`.
+typedef struct fanout_error fanout_error;
+
+// The bodies of one call, by ID, in ascending ID order for iteration. Read-only: any
+// number of threads may read one at once.
+typedef struct fanout_results fanout_results;
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+// A new cancel token whose deadline is `timeout_ms` milliseconds from now, or none
+// with `FANOUT_NO_TIMEOUT`. A call using it fails with
+// `FANOUT_STATUS_DEADLINE_EXCEEDED` once the deadline passes (or would pass before
+// its next request could be sent). NULL only if the library failed inside (a bug).
+// Free it with `fanout_cancel_free`.
+//
+// Any thread.
+struct fanout_cancel *fanout_cancel_new(uint64_t timeout_ms);
+
+// Cancels the token: calls using it return `FANOUT_STATUS_CANCELLED` promptly.
+// Cancelling twice is harmless.
+//
+// Any thread, at any time, also while calls are using the token.
+//
+// # Safety
+//
+// `cancel` is NULL or a live cancel token.
+fanout_status fanout_cancel_cancel(const struct fanout_cancel *cancel);
+
+// True once the token was cancelled or its deadline has passed; false for NULL.
+//
+// Any thread, at any time.
+//
+// # Safety
+//
+// `cancel` is NULL or a live cancel token.
+bool fanout_cancel_is_cancelled(const struct fanout_cancel *cancel);
+
+// Frees a cancel token. NULL is ignored.
+//
+// One thread, once no call uses the token and no other thread may cancel it.
+//
+// # Safety
+//
+// `cancel` is NULL or a live cancel token, not used again after this.
+void fanout_cancel_free(struct fanout_cancel *cancel);
+
+// Checks `config` and makes a client from it, starting its worker threads. On
+// success `*out` is the client (free it with `fanout_client_free`); on failure
+// `*out` is NULL and `*err`, if `err` is not NULL, explains (free it with
+// `fanout_error_free`). A configuration the library refuses returns
+// `FANOUT_STATUS_INVALID_ARGUMENT`. The configuration can be freed or reused after.
+//
+// Any thread.
+//
+// # Safety
+//
+// `config` is NULL or a live configuration not being changed by another thread;
+// `out` and `err` are NULL or valid for one write.
+fanout_status fanout_client_new(const struct fanout_config *config,
+                                struct fanout_client **out,
+                                struct fanout_error **err);
+
+// Fetches the `n` IDs at `ids` (repeats are fetched once) and, on success, sets
+// `*out` to the results (free them with `fanout_results_free`).
+//
+// The first ID that fails for good ends the call at once: its requests in flight are
+// interrupted, the error comes back in `*err` (if `err` is not NULL), and `*out` is
+// NULL. `cancel` may be NULL; if not, cancelling it or its deadline passing ends the
+// call with `FANOUT_STATUS_CANCELLED` or `FANOUT_STATUS_DEADLINE_EXCEEDED`.
+//
+// `ids` may be NULL only when `n` is 0. Blocks until the call ends.
+//
+// Any number of threads may call this at once on one client: they share its rate
+// limit and its in-flight cap.
+//
+// # Safety
+//
+// `client` and `cancel` are NULL or live handles, not freed during the call; `ids`
+// is NULL or points to `n` readable `uint64_t`; `out` and `err` are NULL or valid for
+// one write.
+fanout_status fanout_fetch_all(const struct fanout_client *client,
+                               const uint64_t *ids,
+                               size_t n,
+                               const struct fanout_cancel *cancel,
+                               struct fanout_results **out,
+                               struct fanout_error **err);
+
+// Frees a client: waits for its worker threads to end, interrupting any request
+// still in flight. NULL is ignored.
+//
+// One thread, once no call is running on the client.
+//
+// # Safety
+//
+// `client` is NULL or a live client, not used again after this.
+void fanout_client_free(struct fanout_client *client);
+
+// A new configuration with every setting at its default and no URL template yet.
+// NULL only if the library failed inside (a bug). Free it with `fanout_config_free`.
+//
+// Any thread.
+struct fanout_config *fanout_config_new(void);
+
+// Sets the URL template: an http or https URL with one `{id}` placeholder, such as
+// `"https://api.example.com/users/{id}"`. Checked by `fanout_client_new`.
+//
+// One thread at a time per configuration, as for every setter.
+//
+// # Safety
+//
+// `config` is NULL or a live configuration; `url_template` is NULL or a
+// NUL-terminated string.
+fanout_status fanout_config_set_url_template(struct fanout_config *config,
+                                             const char *url_template);
+
+// Allows `per_second` requests per second on average, in bursts of up to `burst`.
+// Both must be at least 1 (checked by `fanout_client_new`).
+//
+// # Safety
+//
+// `config` is NULL or a live configuration.
+fanout_status fanout_config_set_rate_limit(struct fanout_config *config,
+                                           uint64_t per_second,
+                                           uint64_t burst);
+
+// Lifts the rate limit: requests are bounded only by the in-flight cap.
+//
+// # Safety
+//
+// `config` is NULL or a live configuration.
+fanout_status fanout_config_set_no_rate_limit(struct fanout_config *config);
+
+// Caps requests in flight at `n`, which is also the number of worker threads: from 1
+// to 4096 (checked by `fanout_client_new`).
+//
+// # Safety
+//
+// `config` is NULL or a live configuration.
+fanout_status fanout_config_set_max_in_flight(struct fanout_config *config, size_t n);
+
+// Bounds each attempt, from connecting to the last byte of the body, to
+// `milliseconds`: at least 1, at most a day (checked by `fanout_client_new`).
+//
+// # Safety
+//
+// `config` is NULL or a live configuration.
+fanout_status fanout_config_set_timeout_ms(struct fanout_config *config, uint64_t milliseconds);
+
+// Attempts per ID in all, the first included: 1 means no retries; at least 1
+// (checked by `fanout_client_new`). Retried: 429, 502, 503, 504, connection errors
+// and timeouts.
+//
+// # Safety
+//
+// `config` is NULL or a live configuration.
+fanout_status fanout_config_set_max_attempts(struct fanout_config *config, uint32_t attempts);
+
+// Adds a header to every request, such as `Authorization`. Checked by
+// `fanout_client_new`.
+//
+// # Safety
+//
+// `config` is NULL or a live configuration; `name` and `value` are NULL or
+// NUL-terminated strings.
+fanout_status fanout_config_add_header(struct fanout_config *config,
+                                       const char *name,
+                                       const char *value);
+
+// Frees a configuration. NULL is ignored. Clients made from it are not affected.
+//
+// # Safety
+//
+// `config` is NULL or a live configuration, not used again after this.
+void fanout_config_free(struct fanout_config *config);
+
+// The kind of `error`; `FANOUT_STATUS_INVALID_ARGUMENT` if `error` is NULL.
+//
+// Any thread, at once with other readers of the same error.
+//
+// # Safety
+//
+// `error` is NULL or a live error from this library.
+fanout_status fanout_error_kind(const struct fanout_error *error);
+
+// What went wrong, in one line of UTF-8 ending in NUL; NULL if `error` is NULL. The
+// string belongs to `error` and lives until it is freed.
+//
+// Any thread, at once with other readers of the same error.
+//
+// # Safety
+//
+// `error` is NULL or a live error from this library.
+const char *fanout_error_message(const struct fanout_error *error);
+
+// True if the error concerns one ID, which is then written to `*user_id` (if
+// `user_id` is not NULL). False for NULL `error`, and for errors of the whole call
+// (cancelled, deadline exceeded, invalid argument).
+//
+// Any thread, at once with other readers of the same error.
+//
+// # Safety
+//
+// `error` is NULL or a live error from this library; `user_id` is NULL or valid for
+// one write.
+bool fanout_error_user_id(const struct fanout_error *error, uint64_t *user_id);
+
+// The HTTP status the server answered with, for `FANOUT_STATUS_HTTP_STATUS` errors;
+// 0 otherwise, and for NULL `error`.
+//
+// Any thread, at once with other readers of the same error.
+//
+// # Safety
+//
+// `error` is NULL or a live error from this library.
+uint16_t fanout_error_http_status(const struct fanout_error *error);
+
+// Frees an error and its message. NULL is ignored.
+//
+// One thread, once no other thread uses the error.
+//
+// # Safety
+//
+// `error` is NULL or a live error from this library, not used again after this.
+void fanout_error_free(struct fanout_error *error);
+
+// How many IDs the results hold; 0 for NULL.
+//
+// Any thread, at once with other readers.
+//
+// # Safety
+//
+// `results` is NULL or live results.
+size_t fanout_results_len(const struct fanout_results *results);
+
+// Looks up the body of `id`: on success `*body` points to its `*len` bytes, which
+// belong to `results` and live until it is freed (for an empty body, `*body` is not
+// NULL but must not be read). `FANOUT_STATUS_NOT_FOUND` if the call did not include
+// `id`.
+//
+// Any thread, at once with other readers.
+//
+// # Safety
+//
+// `results` is NULL or live results; `body` and `len` are NULL or valid for one
+// write.
+fanout_status fanout_results_get(const struct fanout_results *results,
+                                 uint64_t id,
+                                 const uint8_t **body,
+                                 size_t *len);
+
+// The `index`th entry in ascending ID order, for iteration from 0 to
+// `fanout_results_len(results) - 1`: writes its ID to `*id` and its body to `*body`
+// and `*len`, as `fanout_results_get` does. `FANOUT_STATUS_NOT_FOUND` once `index`
+// is past the end.
+//
+// Any thread, at once with other readers.
+//
+// # Safety
+//
+// `results` is NULL or live results; `id`, `body` and `len` are NULL or valid for
+// one write.
+fanout_status fanout_results_at(const struct fanout_results *results,
+                                size_t index,
+                                uint64_t *id,
+                                const uint8_t **body,
+                                size_t *len);
+
+// Frees results and every body in them. NULL is ignored.
+//
+// One thread, once no other thread reads the results and no body pointer taken from
+// them is used again.
+//
+// # Safety
+//
+// `results` is NULL or live results, not used again after this.
+void fanout_results_free(struct fanout_results *results);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* FANOUT_H */

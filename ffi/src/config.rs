@@ -1,0 +1,218 @@
+//! `fanout_config`: the settings a client is built from.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use fanout::{FanOutClient, FanOutClientBuilder};
+
+use crate::boundary::{guard, guard_value, into_handle, live_mut, utf8};
+use crate::error::{FanoutError, FanoutStatus};
+
+/// The settings of a client, filled in by the `fanout_config_set_*` functions and
+/// read by `fanout_client_new`. Unset settings keep the library's defaults: 10
+/// requests per second with bursts of 20, 8 in flight, a 10 s timeout per attempt, 3
+/// attempts per ID. Values are checked when the client is made. One thread at a time
+/// may change a configuration.
+#[derive(Debug, Default)]
+pub struct FanoutConfig {
+    url_template: Option<String>,
+    rate: Option<Option<(u64, u64)>>,
+    max_in_flight: Option<usize>,
+    timeout: Option<Duration>,
+    max_attempts: Option<u32>,
+    headers: Vec<(String, String)>,
+}
+
+impl FanoutConfig {
+    /// The library's builder with these settings.
+    pub(crate) fn builder(&self) -> Result<FanOutClientBuilder, FanoutError> {
+        let template = self.url_template.as_deref().ok_or_else(|| {
+            FanoutError::invalid("no URL template: call fanout_config_set_url_template")
+        })?;
+        let mut builder = FanOutClient::builder(template);
+        match self.rate {
+            Some(Some((per_second, burst))) => builder = builder.rate_limit(per_second, burst),
+            Some(None) => builder = builder.no_rate_limit(),
+            None => {}
+        }
+        if let Some(n) = self.max_in_flight {
+            builder = builder.max_in_flight(n);
+        }
+        if let Some(timeout) = self.timeout {
+            builder = builder.timeout(timeout);
+        }
+        if let Some(n) = self.max_attempts {
+            builder = builder.max_attempts(n);
+        }
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        Ok(builder)
+    }
+}
+
+/// A new configuration with every setting at its default and no URL template yet.
+/// NULL only if the library failed inside (a bug). Free it with `fanout_config_free`.
+///
+/// Any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn fanout_config_new() -> *mut FanoutConfig {
+    guard_value(
+        std::ptr::null_mut(),
+        || into_handle(FanoutConfig::default()),
+    )
+}
+
+/// Sets the URL template: an http or https URL with one `{id}` placeholder, such as
+/// `"https://api.example.com/users/{id}"`. Checked by `fanout_client_new`.
+///
+/// One thread at a time per configuration, as for every setter.
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration; `url_template` is NULL or a
+/// NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_url_template(
+    config: *mut FanoutConfig,
+    url_template: *const c_char,
+) -> FanoutStatus {
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        guard(std::ptr::null_mut(), || {
+            let config = live_mut(config, "config")?;
+            config.url_template = Some(utf8(url_template, "url_template")?.to_owned());
+            Ok(())
+        })
+    }
+}
+
+/// Allows `per_second` requests per second on average, in bursts of up to `burst`.
+/// Both must be at least 1 (checked by `fanout_client_new`).
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_rate_limit(
+    config: *mut FanoutConfig,
+    per_second: u64,
+    burst: u64,
+) -> FanoutStatus {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { set(config, |c| c.rate = Some(Some((per_second, burst)))) }
+}
+
+/// Lifts the rate limit: requests are bounded only by the in-flight cap.
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_no_rate_limit(
+    config: *mut FanoutConfig,
+) -> FanoutStatus {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { set(config, |c| c.rate = Some(None)) }
+}
+
+/// Caps requests in flight at `n`, which is also the number of worker threads: from 1
+/// to 4096 (checked by `fanout_client_new`).
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_max_in_flight(
+    config: *mut FanoutConfig,
+    n: usize,
+) -> FanoutStatus {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { set(config, |c| c.max_in_flight = Some(n)) }
+}
+
+/// Bounds each attempt, from connecting to the last byte of the body, to
+/// `milliseconds`: at least 1, at most a day (checked by `fanout_client_new`).
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_timeout_ms(
+    config: *mut FanoutConfig,
+    milliseconds: u64,
+) -> FanoutStatus {
+    // SAFETY: the caller's promise, passed on.
+    unsafe {
+        set(config, |c| {
+            c.timeout = Some(Duration::from_millis(milliseconds))
+        })
+    }
+}
+
+/// Attempts per ID in all, the first included: 1 means no retries; at least 1
+/// (checked by `fanout_client_new`). Retried: 429, 502, 503, 504, connection errors
+/// and timeouts.
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_max_attempts(
+    config: *mut FanoutConfig,
+    attempts: u32,
+) -> FanoutStatus {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { set(config, |c| c.max_attempts = Some(attempts)) }
+}
+
+/// Adds a header to every request, such as `Authorization`. Checked by
+/// `fanout_client_new`.
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration; `name` and `value` are NULL or
+/// NUL-terminated strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_add_header(
+    config: *mut FanoutConfig,
+    name: *const c_char,
+    value: *const c_char,
+) -> FanoutStatus {
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        guard(std::ptr::null_mut(), || {
+            let config = live_mut(config, "config")?;
+            let name = utf8(name, "header name")?.to_owned();
+            let value = utf8(value, "header value")?.to_owned();
+            config.headers.push((name, value));
+            Ok(())
+        })
+    }
+}
+
+/// Frees a configuration. NULL is ignored. Clients made from it are not affected.
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration, not used again after this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_free(config: *mut FanoutConfig) {
+    // SAFETY: the caller hands over NULL or a live configuration.
+    guard_value((), || unsafe { crate::boundary::free(config) })
+}
+
+/// Applies `change` to a live configuration.
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration used by no other thread.
+unsafe fn set(config: *mut FanoutConfig, change: impl FnOnce(&mut FanoutConfig)) -> FanoutStatus {
+    // SAFETY: the caller's promise.
+    unsafe {
+        guard(std::ptr::null_mut(), || {
+            change(live_mut(config, "config")?);
+            Ok(())
+        })
+    }
+}

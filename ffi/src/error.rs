@@ -1,0 +1,187 @@
+//! Status codes, and the error handle that says more than a code.
+
+use std::ffi::{CString, c_char};
+
+use fanout::{ConfigError, ErrorKind, FetchError};
+
+use crate::boundary::{guard_value, live};
+
+/// What a function returns: `FANOUT_STATUS_OK`, or why it failed. The kind of a
+/// `fanout_error` is one of these too.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanoutStatus {
+    /// Success.
+    Ok = 0,
+    /// A NULL pointer where one is required, a length too large, a string that is not
+    /// UTF-8, or a configuration the client refuses (the error's message says which).
+    InvalidArgument = 1,
+    /// The ID, or the index, is not in the results.
+    NotFound = 2,
+    /// The server answered with a status that is not a success, after any retries.
+    HttpStatus = 3,
+    /// The request could not be sent or its answer could not be read.
+    Transport = 4,
+    /// An attempt took longer than the configured timeout.
+    Timeout = 5,
+    /// A response body was larger than the client accepts.
+    TooLarge = 6,
+    /// The call was cancelled with `fanout_cancel_cancel`.
+    Cancelled = 7,
+    /// The cancel token's deadline passed.
+    DeadlineExceeded = 8,
+    /// A bug in this library, such as a panic caught at the boundary.
+    Internal = 9,
+}
+
+impl From<ErrorKind> for FanoutStatus {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Status => FanoutStatus::HttpStatus,
+            ErrorKind::Transport => FanoutStatus::Transport,
+            ErrorKind::Timeout => FanoutStatus::Timeout,
+            ErrorKind::TooLarge => FanoutStatus::TooLarge,
+            ErrorKind::Cancelled => FanoutStatus::Cancelled,
+            ErrorKind::DeadlineExceeded => FanoutStatus::DeadlineExceeded,
+            // Internal, and any kind a newer library adds.
+            _ => FanoutStatus::Internal,
+        }
+    }
+}
+
+/// Why a call failed: a kind, a message, and the ID and HTTP status it concerns, if
+/// any. Made by `fanout_client_new` and `fanout_fetch_all`; freed with
+/// `fanout_error_free`.
+#[derive(Debug)]
+pub struct FanoutError {
+    kind: FanoutStatus,
+    message: CString,
+    user_id: Option<u64>,
+    http_status: u16,
+}
+
+impl FanoutError {
+    pub(crate) fn new(kind: FanoutStatus, message: impl Into<String>) -> Self {
+        let mut message = message.into();
+        // A C string ends at its first NUL; keep the rest readable instead.
+        message.retain(|c| c != '\0');
+        FanoutError {
+            kind,
+            message: CString::new(message).unwrap_or_default(),
+            user_id: None,
+            http_status: 0,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Self::new(FanoutStatus::InvalidArgument, message)
+    }
+
+    pub(crate) fn kind(&self) -> FanoutStatus {
+        self.kind
+    }
+}
+
+impl From<FetchError> for FanoutError {
+    fn from(e: FetchError) -> Self {
+        FanoutError {
+            user_id: e.user_id(),
+            http_status: e.status().unwrap_or(0),
+            ..FanoutError::new(e.kind().into(), e.to_string())
+        }
+    }
+}
+
+impl From<ConfigError> for FanoutError {
+    fn from(e: ConfigError) -> Self {
+        FanoutError::invalid(e.to_string())
+    }
+}
+
+/// The kind of `error`; `FANOUT_STATUS_INVALID_ARGUMENT` if `error` is NULL.
+///
+/// Any thread, at once with other readers of the same error.
+///
+/// # Safety
+///
+/// `error` is NULL or a live error from this library.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_error_kind(error: *const FanoutError) -> FanoutStatus {
+    guard_value(FanoutStatus::Internal, || {
+        // SAFETY: the caller passes NULL or a live error.
+        unsafe { live(error) }.map_or(FanoutStatus::InvalidArgument, |e| e.kind)
+    })
+}
+
+/// What went wrong, in one line of UTF-8 ending in NUL; NULL if `error` is NULL. The
+/// string belongs to `error` and lives until it is freed.
+///
+/// Any thread, at once with other readers of the same error.
+///
+/// # Safety
+///
+/// `error` is NULL or a live error from this library.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_error_message(error: *const FanoutError) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: the caller passes NULL or a live error.
+        unsafe { live(error) }.map_or(std::ptr::null(), |e| e.message.as_ptr())
+    })
+}
+
+/// True if the error concerns one ID, which is then written to `*user_id` (if
+/// `user_id` is not NULL). False for NULL `error`, and for errors of the whole call
+/// (cancelled, deadline exceeded, invalid argument).
+///
+/// Any thread, at once with other readers of the same error.
+///
+/// # Safety
+///
+/// `error` is NULL or a live error from this library; `user_id` is NULL or valid for
+/// one write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_error_user_id(
+    error: *const FanoutError,
+    user_id: *mut u64,
+) -> bool {
+    guard_value(false, || {
+        // SAFETY: the caller passes NULL or a live error.
+        let Some(id) = unsafe { live(error) }.and_then(|e| e.user_id) else {
+            return false;
+        };
+        if !user_id.is_null() {
+            // SAFETY: the caller passes NULL or a pointer valid for one write.
+            unsafe { user_id.write(id) };
+        }
+        true
+    })
+}
+
+/// The HTTP status the server answered with, for `FANOUT_STATUS_HTTP_STATUS` errors;
+/// 0 otherwise, and for NULL `error`.
+///
+/// Any thread, at once with other readers of the same error.
+///
+/// # Safety
+///
+/// `error` is NULL or a live error from this library.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_error_http_status(error: *const FanoutError) -> u16 {
+    guard_value(0, || {
+        // SAFETY: the caller passes NULL or a live error.
+        unsafe { live(error) }.map_or(0, |e| e.http_status)
+    })
+}
+
+/// Frees an error and its message. NULL is ignored.
+///
+/// One thread, once no other thread uses the error.
+///
+/// # Safety
+///
+/// `error` is NULL or a live error from this library, not used again after this.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_error_free(error: *mut FanoutError) {
+    // SAFETY: the caller hands over NULL or a live error.
+    guard_value((), || unsafe { crate::boundary::free(error) })
+}

@@ -1,0 +1,216 @@
+/*
+ * The C API as a C program uses it, against the test server whose URL template is
+ * argv[1]. The server answers "user N" for ID N, 500 for ID 13, and never answers
+ * ID 999. Run by tests/c_api.rs, under valgrind when it is installed.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fanout.h"
+
+static int failures = 0;
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                 \
+            failures++;                                                     \
+        }                                                                   \
+    } while (0)
+
+static double seconds_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static fanout_client *make_client(const char *template) {
+    fanout_config *config = fanout_config_new();
+    CHECK(config != NULL);
+    CHECK(fanout_config_set_url_template(config, template) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_set_no_rate_limit(config) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_set_max_in_flight(config, 4) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_set_max_attempts(config, 1) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_set_timeout_ms(config, 60000) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_add_header(config, "x-test", "c") == FANOUT_STATUS_OK);
+    fanout_client *client = NULL;
+    fanout_error *err = NULL;
+    CHECK(fanout_client_new(config, &client, &err) == FANOUT_STATUS_OK);
+    CHECK(client != NULL);
+    CHECK(err == NULL);
+    fanout_config_free(config);
+    return client;
+}
+
+static void test_success(const fanout_client *client) {
+    const uint64_t ids[] = {5, 3, 1, 4, 2, 3};
+    fanout_results *results = NULL;
+    fanout_error *err = NULL;
+    CHECK(fanout_fetch_all(client, ids, 6, NULL, &results, &err) == FANOUT_STATUS_OK);
+    CHECK(err == NULL);
+    CHECK(fanout_results_len(results) == 5); /* the repeated 3 is fetched once */
+
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    CHECK(fanout_results_get(results, 3, &body, &len) == FANOUT_STATUS_OK);
+    CHECK(len == strlen("user 3") && memcmp(body, "user 3", len) == 0);
+    CHECK(fanout_results_get(results, 6, &body, &len) == FANOUT_STATUS_NOT_FOUND);
+
+    /* Iteration is in ascending ID order. */
+    for (size_t i = 0; i < fanout_results_len(results); i++) {
+        uint64_t id = 0;
+        char expected[32];
+        CHECK(fanout_results_at(results, i, &id, &body, &len) == FANOUT_STATUS_OK);
+        CHECK(id == i + 1);
+        snprintf(expected, sizeof expected, "user %llu", (unsigned long long)id);
+        CHECK(len == strlen(expected) && memcmp(body, expected, len) == 0);
+    }
+    uint64_t id = 0;
+    CHECK(fanout_results_at(results, 5, &id, &body, &len) == FANOUT_STATUS_NOT_FOUND);
+    fanout_results_free(results);
+
+    /* No IDs: an empty result, and NULL is allowed for the empty array. */
+    CHECK(fanout_fetch_all(client, NULL, 0, NULL, &results, NULL) == FANOUT_STATUS_OK);
+    CHECK(fanout_results_len(results) == 0);
+    fanout_results_free(results);
+}
+
+static void test_failing_id(const fanout_client *client) {
+    const uint64_t ids[] = {1, 13, 2};
+    fanout_results *results = (fanout_results *)&results; /* overwritten with NULL */
+    fanout_error *err = NULL;
+    CHECK(fanout_fetch_all(client, ids, 3, NULL, &results, &err) == FANOUT_STATUS_HTTP_STATUS);
+    CHECK(results == NULL);
+    CHECK(err != NULL);
+    CHECK(fanout_error_kind(err) == FANOUT_STATUS_HTTP_STATUS);
+    CHECK(fanout_error_http_status(err) == 500);
+    uint64_t user_id = 0;
+    CHECK(fanout_error_user_id(err, &user_id));
+    CHECK(user_id == 13);
+    const char *message = fanout_error_message(err);
+    CHECK(message != NULL && strstr(message, "500") != NULL);
+    fanout_error_free(err);
+}
+
+struct canceller {
+    const fanout_cancel *cancel;
+};
+
+static void *cancel_soon(void *arg) {
+    const struct canceller *c = arg;
+    struct timespec pause = {0, 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    CHECK(fanout_cancel_cancel(c->cancel) == FANOUT_STATUS_OK);
+    return NULL;
+}
+
+static void test_cancel_from_another_thread(const fanout_client *client) {
+    fanout_cancel *cancel = fanout_cancel_new(FANOUT_NO_TIMEOUT);
+    CHECK(cancel != NULL);
+    CHECK(!fanout_cancel_is_cancelled(cancel));
+    struct canceller c = {cancel};
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, cancel_soon, &c) == 0);
+
+    const uint64_t ids[] = {999, 1, 2};
+    fanout_results *results = NULL;
+    fanout_error *err = NULL;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    CHECK(fanout_fetch_all(client, ids, 3, cancel, &results, &err) == FANOUT_STATUS_CANCELLED);
+    /* ID 999 never answers: only the cancel ends the call. The bound is loose, for
+     * runs under valgrind on a busy machine. */
+    CHECK(seconds_since(&start) < 30.0);
+    CHECK(results == NULL);
+    CHECK(fanout_error_kind(err) == FANOUT_STATUS_CANCELLED);
+    CHECK(!fanout_error_user_id(err, NULL));
+    CHECK(pthread_join(thread, NULL) == 0);
+    CHECK(fanout_cancel_is_cancelled(cancel));
+    fanout_error_free(err);
+    fanout_cancel_free(cancel);
+
+    /* A deadline ends a call the same way. */
+    cancel = fanout_cancel_new(200);
+    CHECK(fanout_fetch_all(client, ids, 1, cancel, &results, &err) ==
+          FANOUT_STATUS_DEADLINE_EXCEEDED);
+    fanout_error_free(err);
+    fanout_cancel_free(cancel);
+}
+
+static void test_bad_arguments(const fanout_client *client, const char *template) {
+    const uint64_t ids[] = {1};
+    fanout_results *results = NULL;
+    fanout_error *err = NULL;
+
+    CHECK(fanout_fetch_all(NULL, ids, 1, NULL, &results, &err) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(err != NULL && strstr(fanout_error_message(err), "client") != NULL);
+    fanout_error_free(err);
+    CHECK(fanout_fetch_all(client, NULL, 1, NULL, &results, NULL) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(fanout_fetch_all(client, ids, 1, NULL, NULL, NULL) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(fanout_fetch_all(client, ids, SIZE_MAX, NULL, &results, NULL) ==
+          FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(results == NULL);
+
+    CHECK(fanout_config_set_url_template(NULL, template) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(fanout_config_set_max_in_flight(NULL, 1) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(fanout_cancel_cancel(NULL) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(!fanout_cancel_is_cancelled(NULL));
+    CHECK(fanout_results_len(NULL) == 0);
+    const uint8_t *body;
+    size_t len;
+    CHECK(fanout_results_get(NULL, 1, &body, &len) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(fanout_error_kind(NULL) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(fanout_error_message(NULL) == NULL);
+    CHECK(fanout_error_http_status(NULL) == 0);
+
+    fanout_client *made = NULL;
+    CHECK(fanout_client_new(NULL, &made, NULL) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(made == NULL);
+
+    /* A configuration the library refuses: the message says why. */
+    fanout_config *config = fanout_config_new();
+    CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(fanout_error_message(err), "template") != NULL);
+    fanout_error_free(err);
+    CHECK(fanout_config_set_url_template(config, "http://127.0.0.1/users") == FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(fanout_error_message(err), "{id}") != NULL);
+    fanout_error_free(err);
+    CHECK(fanout_config_set_url_template(config, template) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_set_rate_limit(config, 0, 5) == FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(made == NULL);
+    fanout_error_free(err);
+    CHECK(fanout_config_set_url_template(config, "\xff{id}") == FANOUT_STATUS_INVALID_ARGUMENT);
+    fanout_config_free(config);
+
+    /* Freeing NULL does nothing. */
+    fanout_config_free(NULL);
+    fanout_client_free(NULL);
+    fanout_cancel_free(NULL);
+    fanout_results_free(NULL);
+    fanout_error_free(NULL);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s URL_TEMPLATE\n", argv[0]);
+        return 2;
+    }
+    fanout_client *client = make_client(argv[1]);
+    test_success(client);
+    test_failing_id(client);
+    test_cancel_from_another_thread(client);
+    test_bad_arguments(client, argv[1]);
+    fanout_client_free(client);
+    if (failures > 0) {
+        fprintf(stderr, "%d checks failed\n", failures);
+        return 1;
+    }
+    printf("all checks passed\n");
+    return 0;
+}

@@ -1,0 +1,167 @@
+//! The C API from outside Rust: a C program compiled with the system's C compiler
+//! (under valgrind when it is installed), and the Python example through ctypes.
+//!
+//! `.ci/run` sets `FANOUT_REQUIRE_VALGRIND=1` and installs valgrind, so there the C
+//! test cannot quietly run without it.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{Reply, TestServer};
+
+/// "user N" for ID N, a 500 for ID 13, no answer ever for ID 999.
+fn server() -> TestServer {
+    TestServer::start(|id| match id {
+        Some(13) => Reply::status(500),
+        Some(999) => Reply::Hang,
+        Some(id) => Reply::ok(format!("user {id}")),
+        None => Reply::status(404),
+    })
+}
+
+/// Where cargo put `libfanout_ffi.so` for this test build: the test binary lives in
+/// `<profile>/deps`, the library in `<profile>`.
+fn library_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary is in <profile>/deps");
+    assert!(
+        dir.join("libfanout_ffi.so").exists(),
+        "no libfanout_ffi.so in {}",
+        dir.display()
+    );
+    dir.to_path_buf()
+}
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "status {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn the_c_test_program_passes_with_no_leaks_or_memory_errors() {
+    let lib = library_dir();
+    let out_dir = tempfile::tempdir().expect("a temporary directory");
+    let program = out_dir.path().join("fanout_test");
+    let compiled = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args([
+            "-std=c11",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-g",
+            "-D_POSIX_C_SOURCE=200809L",
+        ])
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg(crate_dir().join("tests/c/fanout_test.c"))
+        .arg("-o")
+        .arg(&program)
+        .arg("-L")
+        .arg(&lib)
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lfanout_ffi", "-lpthread"])
+        .output()
+        .expect("run the C compiler (cc)");
+    assert!(
+        compiled.status.success(),
+        "compiling the C test failed: {}",
+        show(&compiled)
+    );
+
+    let server = server();
+    let valgrind = have("valgrind");
+    if !valgrind && std::env::var_os("FANOUT_REQUIRE_VALGRIND").is_some() {
+        panic!("FANOUT_REQUIRE_VALGRIND is set but valgrind is not installed");
+    }
+    let output = if valgrind {
+        Command::new("valgrind")
+            .args([
+                "--quiet",
+                "--error-exitcode=99",
+                "--leak-check=full",
+                "--show-leak-kinds=definite,indirect,possible",
+                "--errors-for-leak-kinds=definite,indirect,possible",
+            ])
+            .arg(format!(
+                "--suppressions={}",
+                crate_dir().join("tests/c/valgrind.supp").display()
+            ))
+            .arg(&program)
+            .arg(server.template())
+            .output()
+    } else {
+        eprintln!("valgrind is not installed: running the C test without it");
+        Command::new(&program).arg(server.template()).output()
+    }
+    .expect("run the C test program");
+    assert!(
+        output.status.success(),
+        "the C test failed: {}",
+        show(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("all checks passed"),
+        "{}",
+        show(&output)
+    );
+}
+
+#[test]
+fn the_python_example_fetches_through_the_shared_library() {
+    let server = server();
+    let library = library_dir().join("libfanout_ffi.so");
+    let output = Command::new("python3")
+        .arg(crate_dir().join("python/fetch_users.py"))
+        .arg("--library")
+        .arg(&library)
+        .arg(server.template())
+        .args(["3", "1", "2"])
+        .output()
+        .expect("run python3");
+    assert!(output.status.success(), "{}", show(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout,
+        "1\tuser 1\n2\tuser 2\n3\tuser 3\n",
+        "{}",
+        show(&output)
+    );
+
+    // A failing ID: the example reports the library's error and exits 1.
+    let output = Command::new("python3")
+        .arg(crate_dir().join("python/fetch_users.py"))
+        .arg("--library")
+        .arg(&library)
+        .arg(server.template())
+        .args(["1", "13"])
+        .output()
+        .expect("run python3");
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("user 13") && stderr.contains("500"),
+        "{}",
+        show(&output)
+    );
+}
