@@ -45,7 +45,8 @@
 //! [`FanOutClientBuilder::build`] starts `max_in_flight` worker threads, owned by the
 //! client. A call gives the pool one ticket per worker it can use; a worker holding a
 //! ticket takes the call's IDs one after another, takes a token from the shared bucket
-//! right before each attempt, and sends it on one shared HTTP agent. When several calls
+//! right before each attempt (waiting in line, first come first served), and sends it
+//! on one shared HTTP agent. When several calls
 //! share the client, their workers take turns, one ID at a time. `fetch_all`'s caller
 //! sleeps until the last body is in or the first ID fails; `fetch_iter` hands IDs over
 //! from the caller's thread as workers have room. So 10 IDs or 10 million use the same
