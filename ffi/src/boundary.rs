@@ -111,3 +111,35 @@ pub(crate) fn required<T>(ptr: *mut T, what: &str) -> Result<(), FanoutError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_its_message() {
+        let mut err: *mut FanoutError = std::ptr::null_mut();
+        // SAFETY: `err` is valid for writes.
+        let status = unsafe { guard(&mut err, || panic!("a bug")) };
+        assert_eq!(status, FanoutStatus::Internal);
+        assert!(!err.is_null());
+        // SAFETY: `guard` handed out a live error, freed once below.
+        let error = unsafe { Box::from_raw(err) };
+        assert_eq!(error.kind(), FanoutStatus::Internal);
+        assert!(format!("{error:?}").contains("internal error: a bug"));
+    }
+
+    #[test]
+    fn a_panic_where_a_value_is_returned_gives_the_fallback() {
+        assert_eq!(guard_value(7, || -> i32 { panic!("a bug") }), 7);
+    }
+
+    #[test]
+    fn success_leaves_no_error() {
+        let mut err: *mut FanoutError = std::ptr::dangling_mut(); // overwritten first
+        // SAFETY: `err` is valid for writes.
+        let status = unsafe { guard(&mut err, || Ok(())) };
+        assert_eq!(status, FanoutStatus::Ok);
+        assert!(err.is_null());
+    }
+}
