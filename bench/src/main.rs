@@ -56,7 +56,15 @@ fn main() -> BenchResult<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("serve") => return serve(),
-        Some("solo") => return solo(args.get(1).map(String::as_str)),
+        Some("solo") => {
+            let ids = match args.get(2) {
+                Some(n) => n
+                    .parse()
+                    .map_err(|_| format!("solo: {n:?} is not a count of IDs"))?,
+                None => OVERHEAD_IDS,
+            };
+            return solo(args.get(1).map(String::as_str), ids);
+        }
         Some("memory-child") => return memory_child(args.get(1).map(String::as_str)),
         _ => {}
     }
@@ -110,12 +118,13 @@ fn main() -> BenchResult<()> {
 }
 
 /// The hidden `solo` mode, for profilers: one side of the overhead figure alone,
-/// `fanout`, `spawning` or `pool`, against a downstream in a child process.
-fn solo(side: Option<&str>) -> BenchResult<()> {
+/// `fanout`, `spawning` or `pool`, five rounds of `n` IDs, against a downstream in a
+/// child process.
+fn solo(side: Option<&str>, n: u64) -> BenchResult<()> {
     let downstream = Downstream::spawn()?;
     let addr = downstream.addr;
     let rounds = 5;
-    let (n, all) = (OVERHEAD_IDS, ids(0..OVERHEAD_IDS));
+    let all = ids(0..n);
     let agent = plain::agent();
     match side {
         Some("fanout") => {
@@ -123,14 +132,14 @@ fn solo(side: Option<&str>) -> BenchResult<()> {
             for _ in 0..rounds {
                 let (sample, got) = measure(|| Ok(client.fetch_all(&all)?))?;
                 check_all(&got, all.len())?;
-                print_sample("fanout", &sample);
+                print_sample("fanout", &sample, n);
             }
         }
         Some("spawning") => {
             for _ in 0..rounds {
                 let (sample, got) = measure(|| plain::fetch_all_spawning(&agent, addr, n))?;
                 check_plain(&got, all.len())?;
-                print_sample("plain, spawned per call", &sample);
+                print_sample("plain, spawned per call", &sample, n);
             }
         }
         Some("pool") => {
@@ -138,20 +147,20 @@ fn solo(side: Option<&str>) -> BenchResult<()> {
             for _ in 0..rounds {
                 let (sample, got) = measure(|| pool.fetch_all(n))?;
                 check_plain(&got, all.len())?;
-                print_sample("plain, started once", &sample);
+                print_sample("plain, started once", &sample, n);
             }
         }
-        _ => return Err("usage: fanout-bench solo fanout|spawning|pool".into()),
+        _ => return Err("usage: fanout-bench solo fanout|spawning|pool [IDS]".into()),
     }
     Ok(())
 }
 
-fn print_sample(side: &str, sample: &Sample) {
+fn print_sample(side: &str, sample: &Sample, n: u64) {
     println!(
         "{side}: {:.0} req/s, {:.2} us CPU and {:.2} context switches per request",
-        sample.per_second(OVERHEAD_IDS),
-        sample.cpu_micros_per_request(OVERHEAD_IDS),
-        sample.switches_per_request(OVERHEAD_IDS)
+        sample.per_second(n),
+        sample.cpu_micros_per_request(n),
+        sample.switches_per_request(n)
     );
 }
 
