@@ -22,20 +22,17 @@ fn server() -> TestServer {
     })
 }
 
-/// Where cargo put `libfanout_ffi.so` for this test build: the test binary lives in
-/// `<profile>/deps`, the library in `<profile>`.
+/// Where cargo put `libfanout_ffi.so` for this test build: beside the test binary, in
+/// `<profile>/deps` (a `cargo build` also copies it up to `<profile>`).
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary is in <profile>/deps");
-    assert!(
-        dir.join("libfanout_ffi.so").exists(),
-        "no libfanout_ffi.so in {}",
-        dir.display()
-    );
-    dir.to_path_buf()
+    let deps = exe.parent().expect("the test binary is in <profile>/deps");
+    [Some(deps), deps.parent()]
+        .into_iter()
+        .flatten()
+        .find(|dir| dir.join("libfanout_ffi.so").exists())
+        .unwrap_or_else(|| panic!("no libfanout_ffi.so in or above {}", deps.display()))
+        .to_path_buf()
 }
 
 fn crate_dir() -> &'static Path {
