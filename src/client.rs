@@ -11,6 +11,7 @@ use crate::collect;
 use crate::error::{ConfigError, FetchError};
 use crate::fetch::Engine;
 use crate::limit::{RateLimit, RateLimitConfig};
+use crate::limiter::Limiter;
 use crate::pool::Pool;
 use crate::request::Http;
 use crate::retry::RetryPolicy;
@@ -196,6 +197,15 @@ impl FanOutClientBuilder {
         self
     }
 
+    /// Uses `limiter` for the rate limit instead of a token bucket of this process:
+    /// for example one quota shared by many processes (`RedisGcra`, feature `redis`).
+    /// Replaces [`rate_limit`](Self::rate_limit) and
+    /// [`no_rate_limit`](Self::no_rate_limit); the last of the three called wins.
+    pub fn limiter(mut self, limiter: Arc<dyn Limiter>) -> Self {
+        self.rate = RateLimitConfig::Custom(limiter);
+        self
+    }
+
     /// Caps requests in flight at `n`, which is also the number of worker threads.
     /// Default: 8. Must be between 1 and [`MAX_IN_FLIGHT_LIMIT`].
     pub fn max_in_flight(mut self, n: usize) -> Self {
@@ -308,7 +318,7 @@ impl FanOutClientBuilder {
                 self.timeout,
                 self.max_body_bytes,
             ),
-            limit: RateLimit::new(self.rate),
+            limit: RateLimit::new(&self.rate).expect("validated rate and burst"),
             template,
             retry: self.retry,
             counters: Counters::default(),

@@ -85,6 +85,9 @@ pub enum ErrorKind {
     /// A bug inside this library: a worker panicked while fetching this ID. The
     /// worker survives and the client stays usable.
     Internal,
+    /// The rate limiter could not answer, such as a shared limiter whose store is
+    /// unreachable (see [`Limiter`](crate::Limiter)); the error's source says why.
+    Limiter,
 }
 
 impl ErrorKind {
@@ -97,6 +100,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::DeadlineExceeded => "deadline exceeded",
             ErrorKind::Internal => "internal error",
+            ErrorKind::Limiter => "rate limiter failed",
         }
     }
 }

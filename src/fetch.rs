@@ -7,7 +7,7 @@ use crate::abort::{self, CallSockets};
 use crate::cancel::{Signals, Stop};
 use crate::error::ErrorKind;
 use crate::error::FetchError;
-use crate::limit::RateLimit;
+use crate::limit::{NoToken, RateLimit};
 use crate::request::{AttemptError, Http, MAX_REDIRECTS, Reply};
 use crate::retry::RetryPolicy;
 use crate::stats::Counters;
@@ -53,7 +53,20 @@ impl Engine {
         loop {
             // Checked before taking a token, so a stopped call spends none.
             signals.check().map_err(|s| stopped(s, attempt))?;
-            let waited = self.limit.take(signals).map_err(|s| stopped(s, attempt))?;
+            let waited = match self.limit.take(signals) {
+                Ok(waited) => waited,
+                Err(NoToken::Stopped(stop)) => return Err(stopped(stop, attempt)),
+                Err(NoToken::Failed(e)) => {
+                    log::error!(user_id = id, attempt; "rate limiter failed: {e}");
+                    self.counters.id_failed();
+                    let detail = e.to_string();
+                    return Err(FetchError::new(ErrorKind::Limiter)
+                        .with_user_id(id)
+                        .with_attempts(attempt)
+                        .with_detail(detail)
+                        .with_source(e));
+                }
+            };
             self.counters.waited_for_token(waited);
             if hops == 0 {
                 attempt += 1;

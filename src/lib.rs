@@ -98,6 +98,7 @@ mod collect;
 mod error;
 mod fetch;
 mod limit;
+mod limiter;
 mod pool;
 mod request;
 mod retry;
@@ -114,6 +115,9 @@ pub use client::{
     MAX_TIMEOUT,
 };
 pub use error::{ConfigError, ErrorKind, FetchError};
+pub use limiter::{Limiter, LimiterError, TokenBucket, TryTake};
+/// The clock a [`TokenBucket`] reads, for tests that move time by hand.
+pub use ratelimit::Clock;
 pub use stats::Stats;
 pub use stream::FetchIter;
 pub use template::UrlTemplate;

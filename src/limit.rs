@@ -4,96 +4,81 @@
 //! claimed, as with Go's `rate.Limiter.Wait`, where each waiter reserves the next
 //! free token.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ratelimit::{Clock, Ratelimiter, StdClock, TryWaitError};
-
 use crate::cancel::{Signals, Stop};
+use crate::limiter::{Limiter, LimiterError, TokenBucket, TryTake};
 use crate::turns::Line;
 
-/// Requests per second and burst, or no limit at all.
+/// Requests per second and burst, no limit at all, or a limiter of the caller's.
 ///
 /// Note the two meanings of zero: in `ratelimit` a rate of 0 means unlimited, in Go's
 /// `x/time/rate` it means nothing is allowed. Here neither: a rate of 0 is refused by
 /// the builder, and "no limit" is spelled [`RateLimitConfig::Unlimited`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum RateLimitConfig {
     Limited { per_second: u64, burst: u64 },
     Unlimited,
+    Custom(Arc<dyn Limiter>),
 }
 
-/// One token bucket shared by every worker of a client.
-pub(crate) struct RateLimit<C: Clock = StdClock> {
-    /// `None` when unlimited, so the hot path does no atomics at all.
-    bucket: Option<Ratelimiter<C>>,
+/// Why no token was taken.
+#[derive(Debug)]
+pub(crate) enum NoToken {
+    Stopped(Stop),
+    Failed(LimiterError),
+}
+
+impl From<Stop> for NoToken {
+    fn from(stop: Stop) -> Self {
+        NoToken::Stopped(stop)
+    }
+}
+
+/// The limiter every worker of a client shares, and the line its workers wait in.
+#[derive(Debug)]
+pub(crate) struct RateLimit {
+    /// `None` when unlimited, so the hot path takes no lock at all.
+    limiter: Option<Arc<dyn Limiter>>,
     line: Line,
 }
 
-impl<C: Clock> std::fmt::Debug for RateLimit<C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimit")
-            .field("bucket", &self.bucket)
-            .finish()
-    }
-}
-
-impl RateLimit<StdClock> {
-    pub(crate) fn new(config: RateLimitConfig) -> Self {
-        Self::with_clock(config, StdClock::new())
-    }
-}
-
-impl<C: Clock> RateLimit<C> {
-    pub(crate) fn with_clock(config: RateLimitConfig, clock: C) -> Self {
-        let bucket = match config {
+impl RateLimit {
+    /// The limit `config` asks for; `None` for a rate or burst of 0.
+    pub(crate) fn new(config: &RateLimitConfig) -> Option<Self> {
+        let limiter: Option<Arc<dyn Limiter>> = match config {
             RateLimitConfig::Unlimited => None,
-            RateLimitConfig::Limited { per_second, burst } => Some(
-                // The bucket starts full, so the first `burst` requests go out at once,
-                // as with Go's rate.NewLimiter(r, b).
-                ratelimit::Builder::with_clock(per_second, clock)
-                    .max_tokens(burst)
-                    .initial_available(burst)
-                    .build()
-                    // The builder validated rate >= 1 and burst >= 1, which is all
-                    // `ratelimit` checks with a one-second period.
-                    .expect("validated rate and burst"),
-            ),
+            RateLimitConfig::Limited { per_second, burst } => {
+                Some(Arc::new(TokenBucket::new(*per_second, *burst)?))
+            }
+            RateLimitConfig::Custom(limiter) => Some(Arc::clone(limiter)),
         };
+        Some(Self::with_limiter(limiter))
+    }
+
+    pub(crate) fn with_limiter(limiter: Option<Arc<dyn Limiter>>) -> Self {
         RateLimit {
-            bucket,
+            limiter,
             line: Line::default(),
         }
     }
 
-    /// Takes a token if one is free now; otherwise tells how long until one may be.
-    pub(crate) fn try_take(&self) -> Result<(), Duration> {
-        let Some(bucket) = &self.bucket else {
-            return Ok(());
-        };
-        match bucket.try_wait() {
-            Ok(()) => Ok(()),
-            Err(TryWaitError::Insufficient(wait)) => Err(wait),
-            // Not reachable with burst >= 1; waiting one token's time is the safe
-            // answer, never sending early.
-            Err(_) => Err(Duration::from_nanos(1_000_000_000 / bucket.rate().max(1))),
-        }
-    }
-
-    /// Blocks until a token is taken, the call stops, or a token could only come after
-    /// the caller's deadline. Returns how long it waited.
+    /// Blocks until a token is taken, the call stops, a token could only come after
+    /// the caller's deadline, or the limiter fails. Returns how long it waited.
     ///
-    /// Takers are served first come, first served: only the head of the line waits on
-    /// the bucket.
-    pub(crate) fn take(&self, signals: &Signals) -> Result<Duration, Stop> {
-        if self.bucket.is_none() {
+    /// Takers are served first come, first served: only the head of the line asks the
+    /// limiter.
+    pub(crate) fn take(&self, signals: &Signals) -> Result<Duration, NoToken> {
+        let Some(limiter) = &self.limiter else {
             return Ok(Duration::ZERO);
-        }
+        };
         let started = Instant::now();
         let _turn = self.line.join(signals)?;
         loop {
-            match self.try_take() {
-                Ok(()) => return Ok(started.elapsed()),
-                Err(wait) => signals.wait(wait)?,
+            match limiter.try_take().map_err(NoToken::Failed)? {
+                TryTake::Taken => return Ok(started.elapsed()),
+                TryTake::WaitFor(wait) => signals.wait(wait)?,
             }
         }
     }
@@ -103,8 +88,18 @@ impl<C: Clock> RateLimit<C> {
 mod tests {
     use super::*;
     use crate::cancel::CancelToken;
-    use std::sync::Arc;
+    use ratelimit::Clock;
     use std::sync::atomic::{AtomicU64, Ordering};
+
+    impl RateLimit {
+        /// One question to the limiter, outside the line.
+        fn try_take(&self) -> Result<(), Duration> {
+            match self.limiter.as_ref().map(|l| l.try_take().unwrap()) {
+                None | Some(TryTake::Taken) => Ok(()),
+                Some(TryTake::WaitFor(wait)) => Err(wait),
+            }
+        }
+    }
 
     /// A clock that moves only when told to.
     #[derive(Clone, Default)]
@@ -122,13 +117,10 @@ mod tests {
         }
     }
 
-    fn limited(per_second: u64, burst: u64) -> (RateLimit<ManualClock>, ManualClock) {
+    fn limited(per_second: u64, burst: u64) -> (RateLimit, ManualClock) {
         let clock = ManualClock::default();
-        let limit = RateLimit::with_clock(
-            RateLimitConfig::Limited { per_second, burst },
-            clock.clone(),
-        );
-        (limit, clock)
+        let bucket = TokenBucket::with_clock(per_second, burst, clock.clone()).unwrap();
+        (RateLimit::with_limiter(Some(Arc::new(bucket))), clock)
     }
 
     #[test]
@@ -163,7 +155,7 @@ mod tests {
 
     #[test]
     fn unlimited_never_waits() {
-        let limit = RateLimit::new(RateLimitConfig::Unlimited);
+        let limit = RateLimit::new(&RateLimitConfig::Unlimited).unwrap();
         for _ in 0..10_000 {
             assert_eq!(limit.try_take(), Ok(()));
         }
@@ -175,7 +167,10 @@ mod tests {
         limit.try_take().unwrap();
         let signals = Signals::new(CancelToken::new());
         signals.caller.cancel();
-        assert_eq!(limit.take(&signals), Err(Stop::Cancelled));
+        assert!(matches!(
+            limit.take(&signals),
+            Err(NoToken::Stopped(Stop::Cancelled))
+        ));
     }
 
     #[test]
@@ -216,7 +211,10 @@ mod tests {
         limit.try_take().unwrap();
         // The next token is a second away; the deadline is sooner.
         let signals = Signals::new(CancelToken::with_timeout(Duration::from_millis(500)));
-        assert_eq!(limit.take(&signals), Err(Stop::DeadlineExceeded));
+        assert!(matches!(
+            limit.take(&signals),
+            Err(NoToken::Stopped(Stop::DeadlineExceeded))
+        ));
     }
 
     mod properties {

@@ -43,6 +43,9 @@ enum fanout_status
   FANOUT_STATUS_DEADLINE_EXCEEDED = 8,
   // A bug in this library, such as a panic caught at the boundary.
   FANOUT_STATUS_INTERNAL = 9,
+  // The rate limiter could not answer, such as a shared limiter whose store is
+  // unreachable.
+  FANOUT_STATUS_LIMITER = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

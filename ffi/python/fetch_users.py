@@ -30,6 +30,7 @@ STATUS_NAMES = {
     7: "cancelled",
     8: "deadline exceeded",
     9: "internal",
+    10: "limiter",
 }
 OK = 0
 NO_TIMEOUT = 2**64 - 1

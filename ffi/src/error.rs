@@ -32,6 +32,9 @@ pub enum FanoutStatus {
     DeadlineExceeded = 8,
     /// A bug in this library, such as a panic caught at the boundary.
     Internal = 9,
+    /// The rate limiter could not answer, such as a shared limiter whose store is
+    /// unreachable.
+    Limiter = 10,
 }
 
 impl From<ErrorKind> for FanoutStatus {
@@ -43,6 +46,7 @@ impl From<ErrorKind> for FanoutStatus {
             ErrorKind::TooLarge => FanoutStatus::TooLarge,
             ErrorKind::Cancelled => FanoutStatus::Cancelled,
             ErrorKind::DeadlineExceeded => FanoutStatus::DeadlineExceeded,
+            ErrorKind::Limiter => FanoutStatus::Limiter,
             // Internal, and any kind a newer library adds.
             _ => FanoutStatus::Internal,
         }

@@ -1,0 +1,136 @@
+//! The rate limiter as a trait: the local token bucket by default, or any other source
+//! of permission to send, such as one quota shared by many processes.
+
+use std::fmt;
+use std::time::Duration;
+
+use ratelimit::{Clock, Ratelimiter, StdClock, TryWaitError};
+
+/// A rate limit the workers of a client share: asked for a token right before each
+/// attempt (retries and followed redirects included).
+///
+/// Workers wait for tokens in line, so `try_take` is called by one worker at a time
+/// per client, and between calls the worker waits (cancellably, without sleeping)
+/// for as long as the last answer said. An implementation needs no waiting of its own.
+///
+/// The default is [`TokenBucket`]; with the `redis` feature, `RedisGcra` shares one
+/// quota among processes.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use fanout::{FanOutClient, Limiter, LimiterError, TryTake};
+///
+/// /// Allows 100 requests in all, then none.
+/// #[derive(Debug, Default)]
+/// struct Quota(AtomicU64);
+///
+/// impl Limiter for Quota {
+///     fn try_take(&self) -> Result<TryTake, LimiterError> {
+///         if self.0.fetch_add(1, Ordering::Relaxed) < 100 {
+///             Ok(TryTake::Taken)
+///         } else {
+///             Err(LimiterError::new("the quota of 100 requests is spent"))
+///         }
+///     }
+/// }
+///
+/// let client = FanOutClient::builder("http://127.0.0.1:8080/users/{id}")
+///     .limiter(Arc::new(Quota::default()))
+///     .build()?;
+/// # Ok::<(), fanout::ConfigError>(())
+/// ```
+pub trait Limiter: Send + Sync + fmt::Debug {
+    /// Takes a token if one is free now, or says how long until one may be. An error
+    /// fails the ID being fetched, which fails a `fetch_all` call.
+    fn try_take(&self) -> Result<TryTake, LimiterError>;
+}
+
+/// What [`Limiter::try_take`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryTake {
+    /// A token was taken: the request may go.
+    Taken,
+    /// No token is free; ask again after this long.
+    WaitFor(Duration),
+}
+
+/// A limiter that could not answer, such as a shared store that is unreachable.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct LimiterError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl LimiterError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        LimiterError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error, caused by `source`.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+}
+
+/// The default limiter: a token bucket in this process (`ratelimit`), full at the
+/// start, `burst` deep, refilled at `per_second` tokens a second, as Go's
+/// `rate.NewLimiter(per_second, burst)`.
+pub struct TokenBucket<C: Clock = StdClock> {
+    bucket: Ratelimiter<C>,
+}
+
+impl<C: Clock> fmt::Debug for TokenBucket<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenBucket")
+            .field("per_second", &self.bucket.rate())
+            .field("burst", &self.bucket.max_tokens())
+            .finish()
+    }
+}
+
+impl TokenBucket {
+    /// A bucket of `burst` tokens refilled at `per_second`; `None` if either is 0.
+    pub fn new(per_second: u64, burst: u64) -> Option<Self> {
+        Self::with_clock(per_second, burst, StdClock::new())
+    }
+}
+
+impl<C: Clock> TokenBucket<C> {
+    /// Like [`new`](TokenBucket::new), on a clock of the caller's: for tests that move
+    /// time by hand.
+    pub fn with_clock(per_second: u64, burst: u64, clock: C) -> Option<Self> {
+        if per_second == 0 || burst == 0 {
+            // In `ratelimit` a rate of 0 means no limit, and in Go's x/time/rate,
+            // nothing allowed: neither is asked for here.
+            return None;
+        }
+        let bucket = ratelimit::Builder::with_clock(per_second, clock)
+            .max_tokens(burst)
+            .initial_available(burst)
+            .build()
+            .ok()?;
+        Some(TokenBucket { bucket })
+    }
+}
+
+impl<C: Clock + Send + Sync> Limiter for TokenBucket<C> {
+    fn try_take(&self) -> Result<TryTake, LimiterError> {
+        match self.bucket.try_wait() {
+            Ok(()) => Ok(TryTake::Taken),
+            Err(TryWaitError::Insufficient(wait)) => Ok(TryTake::WaitFor(wait)),
+            // Not reachable with burst >= 1; waiting one token's time is the safe
+            // answer, never sending early.
+            Err(_) => Ok(TryTake::WaitFor(Duration::from_nanos(
+                1_000_000_000 / self.bucket.rate().max(1),
+            ))),
+        }
+    }
+}
