@@ -100,6 +100,8 @@ mod fetch;
 mod limit;
 mod limiter;
 mod pool;
+#[cfg(feature = "redis")]
+mod redis_gcra;
 mod request;
 mod retry;
 mod stats;
@@ -118,6 +120,8 @@ pub use error::{ConfigError, ErrorKind, FetchError};
 pub use limiter::{Limiter, LimiterError, TokenBucket, TryTake};
 /// The clock a [`TokenBucket`] reads, for tests that move time by hand.
 pub use ratelimit::Clock;
+#[cfg(feature = "redis")]
+pub use redis_gcra::RedisGcra;
 pub use stats::Stats;
 pub use stream::FetchIter;
 pub use template::UrlTemplate;

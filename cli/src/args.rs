@@ -147,6 +147,22 @@ pub struct FetchArgs {
     /// Print one JSON line per ID as results arrive.
     #[arg(long)]
     pub jsonl: bool,
+
+    /// Share the rate limit with every process that uses the same --limit-key on
+    /// this Redis server (redis://HOST:PORT/): --rate and --burst are then the quota
+    /// of all of them together. Without --redis-fallback-processes, the run fails if
+    /// Redis cannot be reached.
+    #[arg(long, value_name = "URL", requires = "limit_key")]
+    pub redis: Option<String>,
+
+    /// The Redis key that holds the shared quota.
+    #[arg(long, value_name = "KEY", requires = "redis")]
+    pub limit_key: Option<String>,
+
+    /// While Redis cannot be reached, go on with a local bucket holding 1/N of the
+    /// quota, N being the number of processes sharing it, instead of failing.
+    #[arg(long, value_name = "N", requires = "redis", value_parser = clap::value_parser!(u64).range(1..))]
+    pub redis_fallback_processes: Option<u64>,
 }
 
 /// `fanout demo`.

@@ -4,9 +4,10 @@
 use std::fs::File;
 use std::io::{self, BufReader, Write};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use fanout::{CancelToken, ErrorKind, FanOutClient, FetchError};
+use fanout::{CancelToken, ErrorKind, FanOutClient, FetchError, LimiterError, RedisGcra};
 
 use crate::args::FetchArgs;
 use crate::ids::IdList;
@@ -20,7 +21,14 @@ use crate::{Outcome, UsageError};
 /// Runs `fanout fetch`.
 pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
     let ids = collect_ids(args)?;
-    let client = build_client(args)?;
+    let shared_limit = match shared_limit(args)? {
+        Ok(limit) => limit,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "fanout: shared rate limit: {e}");
+            return Ok(Outcome::Failure);
+        }
+    };
+    let client = build_client(args, shared_limit)?;
     let mode = match (&args.out_dir, args.jsonl) {
         (Some(dir), _) => Mode::OutDir(dir.clone()),
         (None, true) => Mode::Jsonl,
@@ -156,15 +164,40 @@ fn read_ids_file(path: &Path) -> Result<IdList, UsageError> {
     parsed.map_err(UsageError)
 }
 
-fn build_client(args: &FetchArgs) -> Result<FanOutClient, UsageError> {
+/// The Redis quota of `--redis`, if asked for: a usage error for a bad combination,
+/// an inner error if Redis cannot be reached.
+fn shared_limit(args: &FetchArgs) -> Result<Result<Option<RedisGcra>, LimiterError>, UsageError> {
+    let (Some(url), Some(key)) = (&args.redis, &args.limit_key) else {
+        return Ok(Ok(None));
+    };
+    let Some((rate, burst)) = args.limits.rate_limit() else {
+        return Err(UsageError::new(
+            "--redis shares a rate limit: it needs --rate above 0",
+        ));
+    };
+    Ok(
+        RedisGcra::connect(url, key.as_str(), rate, burst).map(|limit| {
+            Some(match args.redis_fallback_processes {
+                Some(processes) => limit.with_local_fallback(processes, rate, burst),
+                None => limit,
+            })
+        }),
+    )
+}
+
+fn build_client(
+    args: &FetchArgs,
+    shared_limit: Option<RedisGcra>,
+) -> Result<FanOutClient, UsageError> {
     let limits = &args.limits;
     let mut builder = FanOutClient::builder(args.template.as_str())
         .max_in_flight(limits.max_in_flight)
         .timeout(Duration::from_millis(args.timeout_ms))
         .max_attempts(args.max_attempts);
-    builder = match limits.rate_limit() {
-        Some((rate, burst)) => builder.rate_limit(rate, burst),
-        None => builder.no_rate_limit(),
+    builder = match (shared_limit, limits.rate_limit()) {
+        (Some(shared), _) => builder.limiter(Arc::new(shared)),
+        (None, Some((rate, burst))) => builder.rate_limit(rate, burst),
+        (None, None) => builder.no_rate_limit(),
     };
     for header in &args.headers {
         let (name, value) = parse_header(header)?;

@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+mod redis_server;
+pub use redis_server::RedisServer;
+
 /// How the server answers one request.
 #[derive(Debug, Clone)]
 pub enum Reply {

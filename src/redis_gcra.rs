@@ -1,0 +1,254 @@
+//! One quota shared by many processes: a GCRA rate limiter on Redis.
+//!
+//! Each token is one atomic Lua script on the Redis server, which keeps the quota's
+//! "theoretical arrival time" under one key and reads the time from the server's own
+//! clock (`TIME`), so the clocks of the hosts running the clients do not matter.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::limiter::{Limiter, LimiterError, TokenBucket, TryTake};
+
+/// GCRA with the bucket's semantics: `burst` requests at once after a quiet spell,
+/// then one every `interval`. Times are whole microseconds, formatted as integers so
+/// that Redis does not round them.
+const GCRA: &str = r"
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local wait = tat - tolerance - now
+if wait > 0 then return wait end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', next_tat),
+  'PX', math.floor((next_tat - now) / 1000) + 1)
+return 0
+";
+
+/// How long a Redis connect, read or write may take by default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// With a fallback, how long to use it before asking Redis again.
+const RETRY_REDIS_AFTER: Duration = Duration::from_secs(1);
+
+/// A rate limit shared by every process that uses the same Redis key: the same
+/// rate and burst as [`TokenBucket`], for all of them together (feature `redis`).
+///
+/// Each token is one `EVALSHA` of a GCRA script on the server, timed by the server's
+/// clock. Every process sharing a key must give it the same rate and burst.
+///
+/// When Redis cannot be reached, [`try_take`](Limiter::try_take) fails, and with it
+/// the ID being fetched (`ErrorKind::Limiter`): no request is sent without a token.
+/// [`with_local_fallback`](Self::with_local_fallback) opts in to a token bucket in
+/// this process, holding this process's share of the quota, while Redis is away.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use fanout::{FanOutClient, RedisGcra};
+///
+/// // 10 requests per second, bursts of 20, for every process using this key.
+/// let quota = RedisGcra::connect("redis://127.0.0.1:6379/", "fanout:api-key-42", 10, 20)?;
+/// let client = FanOutClient::builder("https://api.example.com/users/{id}")
+///     .limiter(Arc::new(quota))
+///     .build()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct RedisGcra {
+    client: redis::Client,
+    url: String,
+    key: String,
+    interval_us: u64,
+    tolerance_us: u64,
+    script: redis::Script,
+    timeout: Duration,
+    connection: Mutex<Option<redis::Connection>>,
+    fallback: Option<Fallback>,
+}
+
+impl std::fmt::Debug for RedisGcra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisGcra")
+            .field("url", &self.url)
+            .field("key", &self.key)
+            .field("interval_us", &self.interval_us)
+            .field("tolerance_us", &self.tolerance_us)
+            .field("fallback", &self.fallback)
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+struct Fallback {
+    bucket: TokenBucket,
+    share: String,
+    /// While set and in the future, tokens come from the bucket without asking Redis.
+    redis_away_until: Mutex<Option<Instant>>,
+}
+
+impl RedisGcra {
+    /// Connects to the Redis server at `url` (such as `redis://127.0.0.1:6379/`) for a
+    /// quota of `per_second` requests a second with bursts of `burst`, kept under
+    /// `key`: [`new`](Self::new), then a first connection.
+    ///
+    /// Fails as `new` does, or if the server does not answer within a second.
+    pub fn connect(
+        url: &str,
+        key: impl Into<String>,
+        per_second: u64,
+        burst: u64,
+    ) -> Result<Self, LimiterError> {
+        let limiter = Self::new(url, key, per_second, burst)?;
+        // Connect now, so a wrong address is reported before any fetching starts.
+        let mut connection = limiter.lock_connection();
+        *connection = Some(limiter.open().map_err(|e| limiter.error(e))?);
+        drop(connection);
+        Ok(limiter)
+    }
+
+    /// Like [`connect`](Self::connect), without connecting yet: the first token
+    /// connects. For use with [`with_local_fallback`](Self::with_local_fallback), so
+    /// that a process can start while Redis is away.
+    ///
+    /// Fails if the URL is not a Redis URL, the rate or burst is 0, or the rate is
+    /// over 1,000,000 a second.
+    pub fn new(
+        url: &str,
+        key: impl Into<String>,
+        per_second: u64,
+        burst: u64,
+    ) -> Result<Self, LimiterError> {
+        if per_second == 0 || burst == 0 {
+            return Err(LimiterError::new("redis rate and burst must be at least 1"));
+        }
+        if per_second > 1_000_000 {
+            return Err(LimiterError::new(format!(
+                "redis rate {per_second}/s is over 1,000,000/s, the most whole microseconds allow"
+            )));
+        }
+        let client = redis::Client::open(url).map_err(|e| {
+            LimiterError::new(format!("invalid redis url {url:?}: {e}")).with_source(e)
+        })?;
+        let interval_us = 1_000_000 / per_second;
+        Ok(RedisGcra {
+            client,
+            url: url.to_owned(),
+            key: key.into(),
+            interval_us,
+            tolerance_us: interval_us * (burst - 1),
+            script: redis::Script::new(GCRA),
+            timeout: DEFAULT_TIMEOUT,
+            connection: Mutex::new(None),
+            fallback: None,
+        })
+    }
+
+    /// How long a connect, read or write to Redis may take (default 1 s) before the
+    /// server counts as unreachable.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        let connection = self
+            .connection
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        *connection = None;
+        self
+    }
+
+    /// While Redis cannot be reached, takes tokens from a bucket in this process
+    /// holding `1/processes` of the quota (at least 1 a second and a burst of 1), and
+    /// asks Redis again every second. With `processes` set to the number of processes
+    /// sharing the key, the quota still holds in total.
+    pub fn with_local_fallback(mut self, processes: u64, per_second: u64, burst: u64) -> Self {
+        let processes = processes.max(1);
+        let (rate, burst) = ((per_second / processes).max(1), (burst / processes).max(1));
+        self.fallback = TokenBucket::new(rate, burst).map(|bucket| Fallback {
+            bucket,
+            share: format!("{rate}/s, burst {burst}"),
+            redis_away_until: Mutex::new(None),
+        });
+        self
+    }
+
+    fn open(&self) -> redis::RedisResult<redis::Connection> {
+        let connection = self.client.get_connection_with_timeout(self.timeout)?;
+        connection.set_read_timeout(Some(self.timeout))?;
+        connection.set_write_timeout(Some(self.timeout))?;
+        Ok(connection)
+    }
+
+    fn lock_connection(&self) -> MutexGuard<'_, Option<redis::Connection>> {
+        // A connection left by a panicking holder is dropped below on its next error.
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Microseconds until a token is free, 0 if one was taken.
+    fn ask(&self) -> redis::RedisResult<u64> {
+        let mut connection = self.lock_connection();
+        let open = match connection.as_mut() {
+            Some(open) => open,
+            None => connection.insert(self.open()?),
+        };
+        let answer = self
+            .script
+            .key(&self.key)
+            .arg(self.interval_us)
+            .arg(self.tolerance_us)
+            .invoke(open);
+        if answer.is_err() {
+            // Whatever went wrong, the next question starts on a fresh connection.
+            *connection = None;
+        }
+        answer
+    }
+
+    fn error(&self, e: redis::RedisError) -> LimiterError {
+        LimiterError::new(format!("redis at {}: {e}", self.url)).with_source(e)
+    }
+}
+
+impl Limiter for RedisGcra {
+    fn try_take(&self) -> Result<TryTake, LimiterError> {
+        if let Some(fallback) = &self.fallback {
+            let mut away = fallback
+                .redis_away_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if away.is_some_and(|until| Instant::now() < until) {
+                return fallback.bucket.try_take();
+            }
+            match self.ask() {
+                Ok(wait) => {
+                    if away.take().is_some() {
+                        log::warn!(
+                            "redis at {} answers again: back to the shared quota",
+                            self.url
+                        );
+                    }
+                    return Ok(verdict(wait));
+                }
+                Err(e) => {
+                    if away.is_none() {
+                        log::warn!(
+                            "redis at {} is unreachable ({e}): using this process's share, {}",
+                            self.url,
+                            fallback.share
+                        );
+                    }
+                    *away = Some(Instant::now() + RETRY_REDIS_AFTER);
+                    return fallback.bucket.try_take();
+                }
+            }
+        }
+        self.ask().map(verdict).map_err(|e| self.error(e))
+    }
+}
+
+fn verdict(wait_us: u64) -> TryTake {
+    match wait_us {
+        0 => TryTake::Taken,
+        us => TryTake::WaitFor(Duration::from_micros(us)),
+    }
+}
