@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 mod redis_server;
+#[allow(unused_imports)] // used by the shared rate limit's tests only
 pub use redis_server::RedisServer;
 
 /// How the server answers one request.
