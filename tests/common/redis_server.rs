@@ -28,7 +28,17 @@ impl RedisServer {
             eprintln!("redis-server is not installed: skipping this test");
             return None;
         }
-        // A free port, as the system hands them out; released for redis to take.
+        // Tests run in parallel, and a port the system handed out and took back may
+        // be handed to another test too: retry until the server answering is ours.
+        for _ in 0..20 {
+            if let Some(server) = Self::start_on_a_free_port() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on any of 20 ports");
+    }
+
+    fn start_on_a_free_port() -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -40,16 +50,23 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        let server = RedisServer { child, port };
+        let mut server = RedisServer { child, port };
         let ready_by = Instant::now() + Duration::from_secs(10);
-        while !server.answers_ping() {
+        loop {
+            if server.child.try_wait().ok().flatten().is_some() {
+                return None; // it could not take the port
+            }
+            match server.process_id() {
+                Some(pid) if pid == server.child.id() => return Some(server),
+                Some(_) => return None, // another test's server has the port
+                None => {}
+            }
             assert!(
                 Instant::now() < ready_by,
                 "redis-server did not start in 10 s"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(server)
     }
 
     /// `redis://127.0.0.1:PORT/`
@@ -63,15 +80,25 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
-    fn answers_ping(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+    /// The process ID of the server answering on the port, once one answers.
+    fn process_id(&self) -> Option<u32> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        stream.write_all(b"INFO server\r\n").ok()?;
+        let mut reply = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // The reply is one bulk string; process_id comes early in it.
+        while !String::from_utf8_lossy(&reply).contains("run_id:") {
+            let read = stream.read(&mut buffer).ok()?;
+            if read == 0 {
+                return None;
+            }
+            reply.extend_from_slice(&buffer[..read]);
+        }
+        String::from_utf8_lossy(&reply)
+            .lines()
+            .find_map(|line| line.strip_prefix("process_id:"))
+            .and_then(|pid| pid.trim().parse().ok())
     }
 }
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 #[path = "../../../tests/common/mod.rs"]
 mod server;
 
-pub use server::{Reply, TestServer};
+#[allow(unused_imports)] // RedisServer serves the shared rate limit's tests only
+pub use server::{RedisServer, Reply, TestServer};
 
 /// The `fanout` binary, bounded in time so that no test can hang.
 pub fn fanout() -> assert_cmd::Command {

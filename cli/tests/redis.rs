@@ -1,0 +1,184 @@
+//! `fanout fetch --redis`: several processes under one quota, against a server that
+//! enforces it, and what happens when Redis stops.
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{RedisServer, Reply, TestServer};
+
+const RATE: u64 = 10;
+const BURST: u64 = 20;
+/// How early a request may come and still count as within the quota: the server
+/// sees arrivals, which the network and scheduling shift a little.
+const TOLERANCE: Duration = Duration::from_millis(5);
+
+/// A server that enforces `RATE` with bursts of `BURST` on arrivals (GCRA, as a
+/// strict API would), answering 429 to any request over it and counting it.
+struct StrictServer {
+    server: TestServer,
+    state: Arc<Mutex<Quota>>,
+}
+
+#[derive(Default)]
+struct Quota {
+    /// When the next request conforms without using the burst.
+    theoretical_arrival: Option<Instant>,
+    arrivals: Vec<Instant>,
+    violations: usize,
+}
+
+impl StrictServer {
+    fn start() -> Self {
+        let state = Arc::new(Mutex::new(Quota::default()));
+        let quota = Arc::clone(&state);
+        let interval = Duration::from_secs(1) / RATE as u32;
+        let server = TestServer::start(move |id| {
+            let now = Instant::now();
+            let mut quota = quota.lock().unwrap();
+            quota.arrivals.push(now);
+            let tat = quota.theoretical_arrival.unwrap_or(now).max(now);
+            let allowed_from = tat - interval * (BURST as u32 - 1);
+            if now + TOLERANCE < allowed_from {
+                quota.violations += 1;
+                return Reply::status(429);
+            }
+            quota.theoretical_arrival = Some(tat + interval);
+            Reply::ok(format!("user-{}", id.unwrap_or(0)))
+        });
+        StrictServer { server, state }
+    }
+}
+
+fn spawn_fetch(template: &str, ids: &str, redis: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_fanout"))
+        .args(["fetch", template, "--ids", ids, "--max-attempts", "1"])
+        .args(["--rate", &RATE.to_string(), "--burst", &BURST.to_string()])
+        .args(["--redis", redis, "--limit-key", "test:quota"])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fanout")
+}
+
+/// Waits for `child`, killing it if it runs past `limit`: no test hangs.
+fn finish(mut child: Child, limit: Duration) -> Output {
+    let give_up = Instant::now() + limit;
+    while child.try_wait().expect("wait for fanout").is_none() {
+        if Instant::now() > give_up {
+            let _ = child.kill();
+            panic!("fanout still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("fanout's output")
+}
+
+fn show(output: &Output) -> String {
+    format!(
+        "{}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn four_processes_share_one_quota_without_a_violation() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let strict = StrictServer::start();
+    let template = strict.server.template();
+    let children: Vec<Child> = (0..4)
+        .map(|n| {
+            let ids = format!("{}-{}", n * 1000 + 1, n * 1000 + 30);
+            spawn_fetch(&template, &ids, &redis.url(), &[])
+        })
+        .collect();
+    for child in children {
+        let output = finish(child, Duration::from_secs(60));
+        assert!(output.status.success(), "{}", show(&output));
+    }
+
+    let quota = strict.state.lock().unwrap();
+    assert_eq!(quota.violations, 0, "requests over the shared quota");
+    assert_eq!(quota.arrivals.len(), 120);
+    // After the burst, the four together go at the quota's rate: 100 more requests
+    // in 10 s. Each on its own bucket, they would have gone four times as fast.
+    let first = *quota.arrivals.iter().min().unwrap();
+    let last = *quota.arrivals.iter().max().unwrap();
+    let rate = (120 - BURST) as f64 / (last - first).as_secs_f64();
+    assert!(
+        (RATE as f64 * 0.95..=RATE as f64 * 1.05).contains(&rate),
+        "combined rate {rate:.3}/s, quota {RATE}/s"
+    );
+}
+
+/// Starts one fetch of 60 IDs (6 s at the quota's rate), stops Redis once 25 requests
+/// have arrived, and returns how the fetch ended.
+fn stop_redis_mid_run(extra: &[&str]) -> Option<(Output, usize)> {
+    let mut redis = RedisServer::start()?;
+    let server = TestServer::start(|id| Reply::ok(format!("user-{}", id.unwrap_or(0))));
+    let child = spawn_fetch(&server.template(), "1-60", &redis.url(), extra);
+    for _ in 0..25 {
+        server
+            .next_arrival(Duration::from_secs(20))
+            .expect("requests arrive while redis is up");
+    }
+    redis.stop();
+    let output = finish(child, Duration::from_secs(30));
+    Some((output, server.request_count()))
+}
+
+#[test]
+fn redis_stopped_mid_run_fails_the_run_with_a_clear_error() {
+    let Some((output, requested)) = stop_redis_mid_run(&[]) else {
+        return;
+    };
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("\"ok\":false") && stdout.contains("redis at"),
+        "{}",
+        show(&output)
+    );
+    assert!(requested < 60, "every ID was requested without Redis");
+}
+
+#[test]
+fn with_the_fallback_a_run_goes_on_when_redis_stops() {
+    let Some((output, requested)) = stop_redis_mid_run(&["--redis-fallback-processes", "1"]) else {
+        return;
+    };
+    assert!(output.status.success(), "{}", show(&output));
+    assert_eq!(requested, 60);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unreachable"), "{}", show(&output));
+}
+
+#[test]
+fn an_unreachable_redis_stops_the_run_before_any_request() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    redis.stop();
+    let server = TestServer::start(|_| Reply::ok("x"));
+    let output = finish(
+        spawn_fetch(&server.template(), "1-5", &url, &[]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("redis at {url}")),
+        "{}",
+        show(&output)
+    );
+    assert_eq!(server.request_count(), 0);
+}
