@@ -58,7 +58,7 @@ fn no_thread_leak_after_many_failed_and_cancelled_calls() {
         Some(0) => Reply::status(500),
         _ => Reply::Hang,
     });
-    let before = common::thread_count();
+    let (before, names_before) = (common::thread_count(), common::thread_names());
     {
         let client = FanOutClient::builder(server.template())
             .no_rate_limit()
@@ -89,8 +89,10 @@ fn no_thread_leak_after_many_failed_and_cancelled_calls() {
     let back = common::eventually(Duration::from_secs(10), || common::thread_count() <= before);
     assert!(
         back,
-        "threads: {} before, {} after",
+        "threads: {} before {:?}, {} after {:?}",
         before,
-        common::thread_count()
+        names_before,
+        common::thread_count(),
+        common::thread_names()
     );
 }
