@@ -104,11 +104,28 @@ pub(crate) unsafe fn utf8<'a>(ptr: *const c_char, what: &str) -> Result<&'a str,
         .map_err(|_| FanoutError::invalid(format!("{what} is not UTF-8")))
 }
 
-/// Checks an out-pointer before any work is done.
-pub(crate) fn required<T>(ptr: *mut T, what: &str) -> Result<(), FanoutError> {
-    if ptr.is_null() {
+/// The handle behind `ptr`, or an invalid-argument error naming `what`.
+///
+/// # Safety
+///
+/// As [`live`].
+pub(crate) unsafe fn handle<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, FanoutError> {
+    // SAFETY: the caller's promise.
+    unsafe { live(ptr) }.ok_or_else(|| FanoutError::invalid(format!("{what} is NULL")))
+}
+
+/// Checks an out-pointer before any work is done, and sets it to NULL, which it stays
+/// on every failure.
+///
+/// # Safety
+///
+/// `out` is NULL or valid for one write.
+pub(crate) unsafe fn clear_out<T>(out: *mut *mut T, what: &str) -> Result<(), FanoutError> {
+    if out.is_null() {
         return Err(FanoutError::invalid(format!("{what} is NULL")));
     }
+    // SAFETY: not NULL, and the caller's promise for the rest.
+    unsafe { out.write(std::ptr::null_mut()) };
     Ok(())
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use fanout::CancelToken;
 
-use crate::boundary::{guard, guard_value, into_handle, live};
-use crate::error::{FanoutError, FanoutStatus};
+use crate::boundary::{guard, guard_value, handle, into_handle, live};
+use crate::error::FanoutStatus;
 
 /// The `timeout_ms` of `fanout_cancel_new` that means no deadline.
 pub const FANOUT_NO_TIMEOUT: u64 = u64::MAX;
@@ -49,10 +49,7 @@ pub unsafe extern "C" fn fanout_cancel_cancel(cancel: *const FanoutCancel) -> Fa
     // SAFETY: the caller's promise.
     unsafe {
         guard(std::ptr::null_mut(), || {
-            live(cancel)
-                .ok_or_else(|| FanoutError::invalid("cancel is NULL"))?
-                .token
-                .cancel();
+            handle(cancel, "cancel")?.token.cancel();
             Ok(())
         })
     }

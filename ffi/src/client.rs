@@ -2,7 +2,7 @@
 
 use fanout::FanOutClient;
 
-use crate::boundary::{guard, guard_value, into_handle, live, required};
+use crate::boundary::{clear_out, guard, guard_value, handle, into_handle, live};
 use crate::cancel::FanoutCancel;
 use crate::config::FanoutConfig;
 use crate::error::{FanoutError, FanoutStatus};
@@ -36,9 +36,8 @@ pub unsafe extern "C" fn fanout_client_new(
     // SAFETY: the caller's promises, passed on.
     unsafe {
         guard(err, || {
-            required(out, "out")?;
-            out.write(std::ptr::null_mut());
-            let config = live(config).ok_or_else(|| FanoutError::invalid("config is NULL"))?;
+            clear_out(out, "out")?;
+            let config = handle(config, "config")?;
             let client = config.builder()?.build()?;
             out.write(into_handle(FanoutClient { client }));
             Ok(())
@@ -76,11 +75,8 @@ pub unsafe extern "C" fn fanout_fetch_all(
     // SAFETY: the caller's promises, passed on.
     unsafe {
         guard(err, || {
-            required(out, "out")?;
-            out.write(std::ptr::null_mut());
-            let client = &live(client)
-                .ok_or_else(|| FanoutError::invalid("client is NULL"))?
-                .client;
+            clear_out(out, "out")?;
+            let client = &handle(client, "client")?.client;
             let ids = id_slice(ids, n)?;
             let bodies = match live(cancel) {
                 Some(cancel) => client.fetch_all_with(&cancel.token, ids),

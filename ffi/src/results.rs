@@ -2,7 +2,7 @@
 
 use fanout::Bodies;
 
-use crate::boundary::{guard, guard_value, live};
+use crate::boundary::{guard, guard_value, handle, live};
 use crate::error::{FanoutError, FanoutStatus};
 
 /// The bodies of one call, by ID, in ascending ID order for iteration. Read-only: any
@@ -130,5 +130,5 @@ unsafe fn checked<'a>(
         return Err(FanoutError::invalid("body or len is NULL"));
     }
     // SAFETY: the caller's promise.
-    unsafe { live(results) }.ok_or_else(|| FanoutError::invalid("results is NULL"))
+    unsafe { handle(results, "results") }
 }
