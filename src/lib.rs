@@ -40,6 +40,10 @@
 //! bytes kept in one buffer. For millions of IDs, [`FanOutClient::fetch_iter`] streams
 //! `(id, body)` results in completion order instead of collecting them.
 //!
+//! The rate limit is pluggable: [`FanOutClientBuilder::limiter`] takes any
+//! [`Limiter`]. With the `redis` feature, `RedisGcra` keeps one quota for every
+//! process that shares a Redis key, so that N replicas do not send N times the quota.
+//!
 //! # How it works
 //!
 //! [`FanOutClientBuilder::build`] starts `max_in_flight` worker threads, owned by the
