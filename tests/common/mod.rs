@@ -292,6 +292,13 @@ pub fn library_thread_count() -> usize {
         .count()
 }
 
+/// True once no library thread is listed, within 5 s. A joined thread can stay listed
+/// in /proc for a moment after `join` returns: the kernel wakes the joiner as the
+/// thread exits, before it removes the thread from the process.
+pub fn library_threads_gone() -> bool {
+    eventually(Duration::from_secs(5), || library_thread_count() == 0)
+}
+
 /// Polls `condition` every 10 ms until it holds or `limit` passes; returns whether it held.
 pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
