@@ -13,6 +13,7 @@ use crate::fetch::Engine;
 use crate::limit::{RateLimit, RateLimitConfig};
 use crate::limiter::Limiter;
 use crate::pool::Pool;
+use crate::rate::Rate;
 use crate::request::Http;
 use crate::retry::RetryPolicy;
 use crate::stats::{Counters, Stats};
@@ -77,7 +78,7 @@ impl FanOutClient {
         FanOutClientBuilder {
             template: url_template.into(),
             rate: RateLimitConfig::Limited {
-                per_second: DEFAULT_RATE,
+                rate: Rate::per_second(DEFAULT_RATE).ok(),
                 burst: DEFAULT_BURST,
             },
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
@@ -186,7 +187,29 @@ impl FanOutClientBuilder {
     /// Retries take tokens like first attempts. Both numbers must be at least 1; for
     /// no limit at all, use [`no_rate_limit`](Self::no_rate_limit).
     pub fn rate_limit(mut self, per_second: u64, burst: u64) -> Self {
-        self.rate = RateLimitConfig::Limited { per_second, burst };
+        self.rate = RateLimitConfig::Limited {
+            rate: Rate::per_second(per_second).ok(),
+            burst,
+        };
+        self
+    }
+
+    /// Allows `rate` on average, of any window, with bursts of up to `burst` at once
+    /// (the bucket starts full): the general form of [`rate_limit`](Self::rate_limit).
+    ///
+    /// ```
+    /// use fanout::{FanOutClient, Rate};
+    ///
+    /// let client = FanOutClient::builder("https://api.example.com/users/{id}")
+    ///     .rate("5000/h".parse()?, 100) // one every 0.72 s, after a burst of 100
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rate(mut self, rate: Rate, burst: u64) -> Self {
+        self.rate = RateLimitConfig::Limited {
+            rate: Some(rate),
+            burst,
+        };
         self
     }
 
@@ -285,8 +308,8 @@ impl FanOutClientBuilder {
         if self.max_in_flight > MAX_IN_FLIGHT_LIMIT {
             return Err(ConfigError::TooManyInFlight(self.max_in_flight));
         }
-        if let RateLimitConfig::Limited { per_second, burst } = self.rate {
-            if per_second == 0 {
+        if let RateLimitConfig::Limited { rate, burst } = self.rate {
+            if rate.is_none() {
                 return Err(ConfigError::ZeroRate);
             }
             if burst == 0 {

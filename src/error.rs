@@ -32,8 +32,11 @@ pub enum ConfigError {
     /// each request in flight is an OS thread.
     #[error("max_in_flight is {0}, more than the limit of {limit}", limit = crate::MAX_IN_FLIGHT_LIMIT)]
     TooManyInFlight(usize),
-    /// The rate was 0 requests per second. Use `no_rate_limit()` for no limit.
-    #[error("rate must be at least 1 request per second (use no_rate_limit() for no limit)")]
+    /// `rate_limit` was given 0 requests per second (or more than 10^9). Use
+    /// `no_rate_limit()` for no limit.
+    #[error(
+        "rate must be from 1 to 1000000000 requests per second (use no_rate_limit() for no limit)"
+    )]
     ZeroRate,
     /// The burst was 0: no request could ever be sent.
     #[error("burst must be at least 1")]

@@ -104,6 +104,7 @@ mod fetch;
 mod limit;
 mod limiter;
 mod pool;
+mod rate;
 #[cfg(feature = "redis")]
 mod redis_gcra;
 mod request;
@@ -122,6 +123,7 @@ pub use client::{
 };
 pub use error::{ConfigError, ErrorKind, FetchError};
 pub use limiter::{Limiter, LimiterError, TokenBucket, TryTake};
+pub use rate::{Rate, RateError};
 /// The clock a [`TokenBucket`] reads, for tests that move time by hand.
 pub use ratelimit::Clock;
 #[cfg(feature = "redis")]

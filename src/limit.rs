@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::{Signals, Stop};
 use crate::limiter::{Limiter, LimiterError, TokenBucket, TryTake};
+use crate::rate::Rate;
 use crate::turns::Line;
 
 /// Requests per second and burst, no limit at all, or a limiter of the caller's.
@@ -18,7 +19,11 @@ use crate::turns::Line;
 /// the builder, and "no limit" is spelled [`RateLimitConfig::Unlimited`].
 #[derive(Debug, Clone)]
 pub(crate) enum RateLimitConfig {
-    Limited { per_second: u64, burst: u64 },
+    /// `rate` is `None` when the user asked for 0 a second, refused by `build`.
+    Limited {
+        rate: Option<Rate>,
+        burst: u64,
+    },
     Unlimited,
     Custom(Arc<dyn Limiter>),
 }
@@ -49,8 +54,8 @@ impl RateLimit {
     pub(crate) fn new(config: &RateLimitConfig) -> Option<Self> {
         let limiter: Option<Arc<dyn Limiter>> = match config {
             RateLimitConfig::Unlimited => None,
-            RateLimitConfig::Limited { per_second, burst } => {
-                Some(Arc::new(TokenBucket::new(*per_second, *burst)?))
+            RateLimitConfig::Limited { rate, burst } => {
+                Some(Arc::new(TokenBucket::new((*rate)?, *burst).ok()?))
             }
             RateLimitConfig::Custom(limiter) => Some(Arc::clone(limiter)),
         };
@@ -119,7 +124,8 @@ mod tests {
 
     fn limited(per_second: u64, burst: u64) -> (RateLimit, ManualClock) {
         let clock = ManualClock::default();
-        let bucket = TokenBucket::with_clock(per_second, burst, clock.clone()).unwrap();
+        let rate = Rate::per_second(per_second).unwrap();
+        let bucket = TokenBucket::with_clock(rate, burst, clock.clone()).unwrap();
         (RateLimit::with_limiter(Some(Arc::new(bucket))), clock)
     }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use ratelimit::{Clock, Ratelimiter, StdClock, TryWaitError};
 
+use crate::rate::Rate;
+
 /// A rate limit the workers of a client share: asked for a token right before each
 /// attempt (retries and followed redirects included).
 ///
@@ -81,43 +83,55 @@ impl LimiterError {
 }
 
 /// The default limiter: a token bucket in this process (`ratelimit`), full at the
-/// start, `burst` deep, refilled at `per_second` tokens a second, as Go's
-/// `rate.NewLimiter(per_second, burst)`.
+/// start, `burst` deep, refilled evenly at its [`Rate`], as Go's
+/// `rate.NewLimiter(rate, burst)`.
 pub struct TokenBucket<C: Clock = StdClock> {
     bucket: Ratelimiter<C>,
+    rate: Rate,
 }
 
 impl<C: Clock> fmt::Debug for TokenBucket<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenBucket")
-            .field("per_second", &self.bucket.rate())
+            .field("rate", &self.rate)
             .field("burst", &self.bucket.max_tokens())
             .finish()
     }
 }
 
 impl TokenBucket {
-    /// A bucket of `burst` tokens refilled at `per_second`; `None` if either is 0.
-    pub fn new(per_second: u64, burst: u64) -> Option<Self> {
-        Self::with_clock(per_second, burst, StdClock::new())
+    /// A bucket of `burst` tokens refilled at `rate` (such as `Rate::per_second(10)?`
+    /// or `"5000/h".parse()?`). Fails if `burst` is 0.
+    ///
+    /// ```
+    /// use fanout::{Rate, TokenBucket};
+    ///
+    /// let hourly = TokenBucket::new("5000/h".parse()?, 100)?;
+    /// assert!(TokenBucket::new(Rate::per_second(10)?, 0).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(rate: Rate, burst: u64) -> Result<Self, LimiterError> {
+        Self::with_clock(rate, burst, StdClock::new())
     }
 }
 
 impl<C: Clock> TokenBucket<C> {
     /// Like [`new`](TokenBucket::new), on a clock of the caller's: for tests that move
     /// time by hand.
-    pub fn with_clock(per_second: u64, burst: u64, clock: C) -> Option<Self> {
-        if per_second == 0 || burst == 0 {
-            // In `ratelimit` a rate of 0 means no limit, and in Go's x/time/rate,
-            // nothing allowed: neither is asked for here.
-            return None;
+    pub fn with_clock(rate: Rate, burst: u64, clock: C) -> Result<Self, LimiterError> {
+        if burst == 0 {
+            return Err(LimiterError::new("burst must be at least 1"));
         }
-        let bucket = ratelimit::Builder::with_clock(per_second, clock)
+        // `ratelimit` counts `amount` tokens per `window`, refilled continuously, so
+        // 5000/h is one token every 0.72 s. A `Rate` is never 0, which `ratelimit`
+        // would read as no limit.
+        let bucket = ratelimit::Builder::with_clock(rate.amount(), clock)
+            .period(rate.window())
             .max_tokens(burst)
             .initial_available(burst)
             .build()
-            .ok()?;
-        Some(TokenBucket { bucket })
+            .map_err(|e| LimiterError::new(format!("token bucket {rate}, burst {burst}: {e}")))?;
+        Ok(TokenBucket { bucket, rate })
     }
 }
 
@@ -128,9 +142,7 @@ impl<C: Clock + Send + Sync> Limiter for TokenBucket<C> {
             Err(TryWaitError::Insufficient(wait)) => Ok(TryTake::WaitFor(wait)),
             // Not reachable with burst >= 1; waiting one token's time is the safe
             // answer, never sending early.
-            Err(_) => Ok(TryTake::WaitFor(Duration::from_nanos(
-                1_000_000_000 / self.bucket.rate().max(1),
-            ))),
+            Err(_) => Ok(TryTake::WaitFor(self.rate.interval())),
         }
     }
 }

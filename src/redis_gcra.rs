@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::limiter::{Limiter, LimiterError, TokenBucket, TryTake};
+use crate::rate::Rate;
 
 /// GCRA with the bucket's semantics: `burst` requests at once after a quiet spell,
 /// then one every `interval`. Times are whole microseconds, formatted as integers so
@@ -48,7 +49,7 @@ const RETRY_REDIS_AFTER: Duration = Duration::from_secs(1);
 /// use fanout::{FanOutClient, RedisGcra};
 ///
 /// // 10 requests per second, bursts of 20, for every process using this key.
-/// let quota = RedisGcra::connect("redis://127.0.0.1:6379/", "fanout:api-key-42", 10, 20)?;
+/// let quota = RedisGcra::connect("redis://127.0.0.1:6379/", "fanout:api-key-42", "10/s".parse()?, 20)?;
 /// let client = FanOutClient::builder("https://api.example.com/users/{id}")
 ///     .limiter(Arc::new(quota))
 ///     .build()?;
@@ -58,6 +59,8 @@ pub struct RedisGcra {
     client: redis::Client,
     url: String,
     key: String,
+    rate: Rate,
+    burst: u64,
     interval_us: u64,
     tolerance_us: u64,
     script: redis::Script,
@@ -88,17 +91,17 @@ struct Fallback {
 
 impl RedisGcra {
     /// Connects to the Redis server at `url` (such as `redis://127.0.0.1:6379/`) for a
-    /// quota of `per_second` requests a second with bursts of `burst`, kept under
-    /// `key`: [`new`](Self::new), then a first connection.
+    /// quota of `rate` (any window, such as `"5000/h".parse()?`) with bursts of
+    /// `burst`, kept under `key`: [`new`](Self::new), then a first connection.
     ///
     /// Fails as `new` does, or if the server does not answer within a second.
     pub fn connect(
         url: &str,
         key: impl Into<String>,
-        per_second: u64,
+        rate: Rate,
         burst: u64,
     ) -> Result<Self, LimiterError> {
-        let limiter = Self::new(url, key, per_second, burst)?;
+        let limiter = Self::new(url, key, rate, burst)?;
         // Connect now, so a wrong address is reported before any fetching starts.
         let mut connection = limiter.lock_connection();
         *connection = Some(limiter.open().map_err(|e| limiter.error(e))?);
@@ -110,30 +113,34 @@ impl RedisGcra {
     /// connects. For use with [`with_local_fallback`](Self::with_local_fallback), so
     /// that a process can start while Redis is away.
     ///
-    /// Fails if the URL is not a Redis URL, the rate or burst is 0, or the rate is
-    /// over 1,000,000 a second.
+    /// Fails if the URL is not a Redis URL, the burst is 0, or the rate is over
+    /// 1,000,000 a second.
     pub fn new(
         url: &str,
         key: impl Into<String>,
-        per_second: u64,
+        rate: Rate,
         burst: u64,
     ) -> Result<Self, LimiterError> {
-        if per_second == 0 || burst == 0 {
-            return Err(LimiterError::new("redis rate and burst must be at least 1"));
+        if burst == 0 {
+            return Err(LimiterError::new("redis burst must be at least 1"));
         }
-        if per_second > 1_000_000 {
+        // Whole microseconds, rounded up so that the quota is never exceeded.
+        let interval_us =
+            u64::try_from(rate.interval().as_nanos().div_ceil(1000)).unwrap_or(u64::MAX);
+        if rate.interval() < Duration::from_micros(1) {
             return Err(LimiterError::new(format!(
-                "redis rate {per_second}/s is over 1,000,000/s, the most whole microseconds allow"
+                "redis rate {rate} is over 1,000,000/s, the most whole microseconds allow"
             )));
         }
         let client = redis::Client::open(url).map_err(|e| {
             LimiterError::new(format!("invalid redis url {url:?}: {e}")).with_source(e)
         })?;
-        let interval_us = 1_000_000 / per_second;
         Ok(RedisGcra {
             client,
             url: url.to_owned(),
             key: key.into(),
+            rate,
+            burst,
             interval_us,
             tolerance_us: interval_us * (burst - 1),
             script: redis::Script::new(GCRA),
@@ -156,15 +163,24 @@ impl RedisGcra {
     }
 
     /// While Redis cannot be reached, takes tokens from a bucket in this process
-    /// holding `1/processes` of the quota (at least 1 a second and a burst of 1), and
-    /// asks Redis again every second. With `processes` set to the number of processes
-    /// sharing the key, the quota still holds in total.
-    pub fn with_local_fallback(mut self, processes: u64, per_second: u64, burst: u64) -> Self {
+    /// holding `1/processes` of the quota (the rate divided exactly, the burst
+    /// rounded down but at least 1), and asks Redis again every second. With
+    /// `processes` set to the number of processes sharing the key, the quota still
+    /// holds in total.
+    pub fn with_local_fallback(mut self, processes: u64) -> Self {
         let processes = processes.max(1);
-        let (rate, burst) = ((per_second / processes).max(1), (burst / processes).max(1));
-        self.fallback = TokenBucket::new(rate, burst).map(|bucket| Fallback {
+        let window = self
+            .rate
+            .window()
+            .saturating_mul(u32::try_from(processes).unwrap_or(u32::MAX));
+        let burst = (self.burst / processes).max(1);
+        // A share too slow for a window of a year is one request a year.
+        let rate = Rate::new(self.rate.amount(), window)
+            .or_else(|_| Rate::new(1, Duration::from_secs(365 * 86_400)))
+            .expect("one a year is a valid rate");
+        self.fallback = TokenBucket::new(rate, burst).ok().map(|bucket| Fallback {
             bucket,
-            share: format!("{rate}/s, burst {burst}"),
+            share: format!("{rate}, burst {burst}"),
             redis_away_until: Mutex::new(None),
         });
         self

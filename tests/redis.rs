@@ -8,7 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{RedisServer, Reply, TestServer};
-use fanout::{ErrorKind, FanOutClient, Limiter, RedisGcra, TryTake};
+use fanout::{ErrorKind, FanOutClient, Limiter, Rate, RedisGcra, TryTake};
+
+fn per_s(n: u64) -> Rate {
+    Rate::per_second(n).unwrap()
+}
 
 /// Takes tokens from `limiters` in turn until none gives one; returns how many did.
 fn take_all_free(limiters: &[&RedisGcra]) -> usize {
@@ -31,11 +35,11 @@ fn limiters_on_one_key_share_one_quota() {
         return;
     };
     // 10/s: the next token is 100 ms away, far longer than this test's few requests.
-    let a = RedisGcra::connect(&redis.url(), "quota", 10, 5).unwrap();
-    let b = RedisGcra::connect(&redis.url(), "quota", 10, 5).unwrap();
+    let a = RedisGcra::connect(&redis.url(), "quota", per_s(10), 5).unwrap();
+    let b = RedisGcra::connect(&redis.url(), "quota", per_s(10), 5).unwrap();
     assert_eq!(take_all_free(&[&a, &b]), 5, "one burst between the two");
 
-    let other = RedisGcra::connect(&redis.url(), "another quota", 10, 5).unwrap();
+    let other = RedisGcra::connect(&redis.url(), "another quota", per_s(10), 5).unwrap();
     assert_eq!(
         take_all_free(&[&other]),
         5,
@@ -48,8 +52,8 @@ fn the_shared_quota_keeps_its_rate_over_time() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let a = RedisGcra::connect(&redis.url(), "rate", 20, 1).unwrap();
-    let b = RedisGcra::connect(&redis.url(), "rate", 20, 1).unwrap();
+    let a = RedisGcra::connect(&redis.url(), "rate", per_s(20), 1).unwrap();
+    let b = RedisGcra::connect(&redis.url(), "rate", per_s(20), 1).unwrap();
     let server = TestServer::start(|_| Reply::ok("x"));
     let clients: Vec<FanOutClient> = [a, b]
         .into_iter()
@@ -82,14 +86,14 @@ fn an_unreachable_redis_is_a_clear_error() {
         .unwrap()
         .port();
     let url = format!("redis://127.0.0.1:{port}/");
-    let err = RedisGcra::connect(&url, "quota", 10, 20).unwrap_err();
+    let err = RedisGcra::connect(&url, "quota", per_s(10), 20).unwrap_err();
     assert!(
         err.to_string().contains(&format!("redis at {url}")),
         "{err}"
     );
 
-    assert!(RedisGcra::connect("http://not-redis/", "quota", 10, 20).is_err());
-    assert!(RedisGcra::new(&url, "quota", 0, 20).is_err());
+    assert!(RedisGcra::connect("http://not-redis/", "quota", per_s(10), 20).is_err());
+    assert!(RedisGcra::new(&url, "quota", per_s(10), 0).is_err());
 }
 
 /// Fetches 100 IDs at 50/s through Redis, stopping Redis after the fifth request;
@@ -99,9 +103,9 @@ fn stop_redis_mid_call(
 ) -> Option<(Result<fanout::Bodies, fanout::FetchError>, Duration)> {
     let mut redis = RedisServer::start()?;
     let server = TestServer::start(|_| Reply::ok("x"));
-    let mut limit = RedisGcra::connect(&redis.url(), "stopped", 50, 1).unwrap();
+    let mut limit = RedisGcra::connect(&redis.url(), "stopped", per_s(50), 1).unwrap();
     if fallback {
-        limit = limit.with_local_fallback(1, 50, 1);
+        limit = limit.with_local_fallback(1);
     }
     let client = FanOutClient::builder(server.template())
         .limiter(Arc::new(limit))

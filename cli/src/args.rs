@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use fanout::Rate;
 
 use crate::ids::IdList;
 use crate::timeline;
@@ -70,9 +71,11 @@ on Ctrl-C.";
 /// The client's limits, shared by both subcommands.
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
-    /// Requests per second, retries included (0: no rate limit).
-    #[arg(long, value_name = "PER_SECOND", default_value_t = fanout::DEFAULT_RATE)]
-    pub rate: u64,
+    /// Requests per window, retries included: AMOUNT[/WINDOW] such as 10, 0.5,
+    /// 100/min, 5000/h, 900/15min or 86400/d (a bare amount is per second; 0: no
+    /// rate limit).
+    #[arg(long, value_name = "AMOUNT[/WINDOW]", default_value = "10", value_parser = parse_rate)]
+    pub rate: RateArg,
 
     /// Requests that may go out at once after a pause (the bucket starts full).
     #[arg(long, value_name = "N", default_value_t = fanout::DEFAULT_BURST)]
@@ -88,9 +91,9 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    /// Requests per second and burst, or `None` for `--rate 0` (no limit).
-    pub fn rate_limit(&self) -> Option<(u64, u64)> {
-        (self.rate > 0).then_some((self.rate, self.burst))
+    /// The rate and burst, or `None` for `--rate 0` (no limit).
+    pub fn rate_limit(&self) -> Option<(Rate, u64)> {
+        self.rate.0.map(|rate| (rate, self.burst))
     }
 
     /// The limits a timeline is drawn against.
@@ -100,6 +103,19 @@ impl LimitArgs {
             max_in_flight: self.max_in_flight,
         }
     }
+}
+
+/// A `--rate`: a [`Rate`], or `None` for `0`, no limit.
+#[derive(Debug, Clone, Copy)]
+pub struct RateArg(pub Option<Rate>);
+
+fn parse_rate(s: &str) -> Result<RateArg, String> {
+    if s.trim() == "0" {
+        return Ok(RateArg(None));
+    }
+    s.parse::<Rate>()
+        .map(|r| RateArg(Some(r)))
+        .map_err(|e| e.to_string())
 }
 
 /// `fanout fetch`.
@@ -180,9 +196,10 @@ pub struct DemoArgs {
     #[arg(long, value_name = "MS", default_value_t = 50)]
     pub latency_ms: u64,
 
-    /// The server's rate, if not --rate (0: the server enforces no rate).
-    #[arg(long, value_name = "PER_SECOND")]
-    pub server_rate: Option<u64>,
+    /// The server's rate, if not --rate, as AMOUNT[/WINDOW] (0: the server
+    /// enforces no rate).
+    #[arg(long, value_name = "AMOUNT[/WINDOW]", value_parser = parse_rate)]
+    pub server_rate: Option<RateArg>,
 
     /// The server's burst, if not --burst.
     #[arg(long, value_name = "N")]

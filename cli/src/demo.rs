@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use fanout::{CancelToken, ErrorKind, FanOutClient, FetchError, Stats};
 
+use fanout::Rate;
+
 use crate::args::DemoArgs;
 use crate::demo_server::{DemoServer, Seen, ServerConfig, TOLERANCE};
 use crate::interrupt::Interrupt;
@@ -27,7 +29,7 @@ const REFILL_MARGIN: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Copy)]
 struct Plan {
     ids: u64,
-    client_rate: Option<(u64, u64)>,
+    client_rate: Option<(Rate, u64)>,
     client_cap: usize,
     server: ServerConfig,
 }
@@ -134,10 +136,11 @@ fn plan(args: &DemoArgs) -> Result<Plan, UsageError> {
             )));
         }
     }
-    let server_rate = match args.server_rate.unwrap_or(limits.rate) {
-        0 => None,
-        rate => Some((rate, args.server_burst.unwrap_or(limits.burst))),
-    };
+    let server_rate = args
+        .server_rate
+        .unwrap_or(limits.rate)
+        .0
+        .map(|rate| (rate, args.server_burst.unwrap_or(limits.burst)));
     if limits.rate_limit().is_some_and(|(_, burst)| burst == 0) {
         return Err(UsageError::new("--burst must be at least 1"));
     }
@@ -160,7 +163,7 @@ fn plan(args: &DemoArgs) -> Result<Plan, UsageError> {
 fn build_client(plan: &Plan, template: &str) -> Result<FanOutClient, UsageError> {
     let builder = FanOutClient::builder(template).max_in_flight(plan.client_cap);
     let builder = match plan.client_rate {
-        Some((rate, burst)) => builder.rate_limit(rate, burst),
+        Some((rate, burst)) => builder.rate(rate, burst),
         None => builder.no_rate_limit(),
     };
     builder
@@ -193,7 +196,7 @@ fn warm_up(
     }
     let client_refill = plan.client_rate.map_or(Duration::ZERO, |(rate, burst)| {
         let spent = client.stats().requests_sent.min(burst);
-        Duration::from_secs_f64(spent as f64 / rate as f64)
+        Duration::from_secs_f64(spent as f64 / rate.as_per_second())
     });
     let wait = client_refill.max(server.until_full()) + REFILL_MARGIN;
     print(&format!(
@@ -220,7 +223,7 @@ fn delta(base: &Stats, now: &Stats) -> Stats {
 fn introduce(plan: &Plan, server: &DemoServer) -> String {
     let server_rate = match plan.server.rate {
         Some((rate, burst)) => format!(
-            "{rate}/s, burst {burst} ({} ms tolerance)",
+            "{rate}, burst {burst} ({} ms tolerance)",
             TOLERANCE.as_millis()
         ),
         None => "no rate limit".to_owned(),
@@ -239,9 +242,9 @@ fn introduce(plan: &Plan, server: &DemoServer) -> String {
     )
 }
 
-fn describe_rate(rate: Option<(u64, u64)>) -> String {
+fn describe_rate(rate: Option<(Rate, u64)>) -> String {
     match rate {
-        Some((rate, burst)) => format!("{rate}/s, burst {burst}"),
+        Some((rate, burst)) => format!("{rate}, burst {burst}"),
         None => "no rate limit".to_owned(),
     }
 }
@@ -347,9 +350,9 @@ fn ideal(plan: &Plan) -> (Duration, String) {
     let Some((rate, burst)) = plan.client_rate else {
         return (Duration::from_secs_f64(by_cap), by_cap_formula);
     };
-    let by_rate = n.saturating_sub(burst) as f64 / rate as f64 + latency;
+    let by_rate = n.saturating_sub(burst) as f64 / rate.as_per_second() + latency;
     if by_rate >= by_cap {
-        let formula = format!("({n} - {burst}) / {rate} + {latency:.3}");
+        let formula = format!("({n} - {burst}) / {} + {latency:.3}", rate.as_per_second());
         (Duration::from_secs_f64(by_rate), formula)
     } else {
         (Duration::from_secs_f64(by_cap), by_cap_formula)
@@ -367,7 +370,7 @@ fn print(text: &str) {
 mod tests {
     use super::*;
 
-    fn plan(ids: u64, rate: Option<(u64, u64)>, cap: usize, latency_ms: u64) -> Plan {
+    fn plan(ids: u64, rate: Option<(Rate, u64)>, cap: usize, latency_ms: u64) -> Plan {
         Plan {
             ids,
             client_rate: rate,
@@ -383,7 +386,8 @@ mod tests {
 
     #[test]
     fn ideal_by_rate() {
-        let (by_rate, formula) = ideal(&plan(100, Some((10, 20)), 8, 50));
+        let (by_rate, formula) =
+            ideal(&plan(100, Some((Rate::per_second(10).unwrap(), 20)), 8, 50));
         assert_eq!(by_rate, Duration::from_millis(8050));
         assert_eq!(formula, "(100 - 20) / 10 + 0.050");
     }
@@ -393,7 +397,7 @@ mod tests {
         let (unlimited, _) = ideal(&plan(100, None, 8, 50));
         assert_eq!(unlimited, Duration::from_millis(650));
         // 10 IDs within the burst, but only 2 at a time.
-        let (capped, formula) = ideal(&plan(10, Some((10, 20)), 2, 100));
+        let (capped, formula) = ideal(&plan(10, Some((Rate::per_second(10).unwrap(), 20)), 2, 100));
         assert_eq!(capped, Duration::from_millis(500));
         assert_eq!(formula, "ceil(10 / 2) × 0.100");
     }

@@ -24,7 +24,7 @@ pub const TOLERANCE: Duration = Duration::from_millis(5);
 #[derive(Debug, Clone, Copy)]
 pub struct ServerConfig {
     /// Requests per second and burst (the bucket starts full); `None`: no rate.
-    pub rate: Option<(u64, u64)>,
+    pub rate: Option<(fanout::Rate, u64)>,
     /// Most requests served at once.
     pub max_in_flight: usize,
     /// How long each request takes to answer.
@@ -91,9 +91,9 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn full(per_second: u64, burst: u64) -> Self {
+    fn full(rate: fanout::Rate, burst: u64) -> Self {
         Bucket {
-            per_second: per_second as f64,
+            per_second: rate.as_per_second(),
             burst: burst as f64,
             tokens: burst as f64,
             last: Instant::now(),
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn bucket_admits_burst_then_rate() {
-        let mut bucket = Bucket::full(10, 3);
+        let mut bucket = Bucket::full(fanout::Rate::per_second(10).unwrap(), 3);
         let start = bucket.last;
         for _ in 0..3 {
             assert!(bucket.admit(start));
@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn bucket_refill_is_capped_at_burst() {
-        let mut bucket = Bucket::full(10, 2);
+        let mut bucket = Bucket::full(fanout::Rate::per_second(10).unwrap(), 2);
         let start = bucket.last;
         assert!(bucket.admit(start));
         assert!(bucket.admit(start));

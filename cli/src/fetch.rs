@@ -178,7 +178,7 @@ fn shared_limit(args: &FetchArgs) -> Result<Result<Option<RedisGcra>, LimiterErr
     Ok(
         RedisGcra::connect(url, key.as_str(), rate, burst).map(|limit| {
             Some(match args.redis_fallback_processes {
-                Some(processes) => limit.with_local_fallback(processes, rate, burst),
+                Some(processes) => limit.with_local_fallback(processes),
                 None => limit,
             })
         }),
@@ -196,7 +196,7 @@ fn build_client(
         .max_attempts(args.max_attempts);
     builder = match (shared_limit, limits.rate_limit()) {
         (Some(shared), _) => builder.limiter(Arc::new(shared)),
-        (None, Some((rate, burst))) => builder.rate_limit(rate, burst),
+        (None, Some((rate, burst))) => builder.rate(rate, burst),
         (None, None) => builder.no_rate_limit(),
     };
     for header in &args.headers {

@@ -23,7 +23,7 @@ struct Sample {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Requests per second and burst; `None` when unlimited.
-    pub rate: Option<(u64, u64)>,
+    pub rate: Option<(fanout::Rate, u64)>,
     /// The cap on requests in flight.
     pub max_in_flight: usize,
 }
@@ -129,9 +129,9 @@ impl Timeline {
             .collect();
         let bound = self.limits.rate.map(|(rate, burst)| Line {
             points: [0.0, end]
-                .map(|t| (t, burst as f64 + rate as f64 * t))
+                .map(|t| (t, burst as f64 + rate.as_per_second() * t))
                 .to_vec(),
-            label: format!("token-bucket bound: {burst} + {rate}/s × t"),
+            label: format!("token-bucket bound: {burst} + {rate} × t"),
         });
         panel(
             &upper,
@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn a_long_run_is_thinned_and_still_ends_at_its_end() {
         let limits = Limits {
-            rate: Some((10, 20)),
+            rate: Some((fanout::Rate::per_second(10).unwrap(), 20)),
             max_in_flight: 8,
         };
         let mut timeline = Timeline::new(limits, Stats::default());

@@ -199,6 +199,20 @@ fanout_status fanout_config_set_rate_limit(struct fanout_config *config,
                                            uint64_t per_second,
                                            uint64_t burst);
 
+// Allows `amount` requests per window of `window_ms` milliseconds on average, in
+// bursts of up to `burst`: quotas of any window, such as 5000 an hour
+// (`5000, 3600000, burst`) or one every two seconds (`1, 2000, burst`). The bucket
+// refills evenly. All three must be at least 1, and the window at most a year
+// (checked by `fanout_client_new`).
+//
+// # Safety
+//
+// `config` is NULL or a live configuration.
+fanout_status fanout_config_set_rate_per_window(struct fanout_config *config,
+                                                uint64_t amount,
+                                                uint64_t window_ms,
+                                                uint64_t burst);
+
 // Lifts the rate limit: requests are bounded only by the in-flight cap.
 //
 // # Safety

@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use fanout::{FanOutClient, FanOutClientBuilder};
+use fanout::{FanOutClient, FanOutClientBuilder, Rate};
 
 use crate::boundary::{guard, guard_value, into_handle, live_mut, utf8};
 use crate::error::{FanoutError, FanoutStatus};
@@ -16,11 +16,18 @@ use crate::error::{FanoutError, FanoutStatus};
 #[derive(Debug, Default)]
 pub struct FanoutConfig {
     url_template: Option<String>,
-    rate: Option<Option<(u64, u64)>>,
+    rate: Option<Option<(RateSetting, u64)>>,
     max_in_flight: Option<usize>,
     timeout: Option<Duration>,
     max_attempts: Option<u32>,
     headers: Vec<(String, String)>,
+}
+
+/// A rate as one of the setters gave it.
+#[derive(Debug, Clone, Copy)]
+enum RateSetting {
+    PerSecond(u64),
+    PerWindow { amount: u64, window_ms: u64 },
 }
 
 impl FanoutConfig {
@@ -31,7 +38,14 @@ impl FanoutConfig {
         })?;
         let mut builder = FanOutClient::builder(template);
         match self.rate {
-            Some(Some((per_second, burst))) => builder = builder.rate_limit(per_second, burst),
+            Some(Some((RateSetting::PerSecond(per_second), burst))) => {
+                builder = builder.rate_limit(per_second, burst);
+            }
+            Some(Some((RateSetting::PerWindow { amount, window_ms }, burst))) => {
+                let rate = Rate::new(amount, Duration::from_millis(window_ms))
+                    .map_err(|e| FanoutError::invalid(e.to_string()))?;
+                builder = builder.rate(rate, burst);
+            }
             Some(None) => builder = builder.no_rate_limit(),
             None => {}
         }
@@ -100,7 +114,35 @@ pub unsafe extern "C" fn fanout_config_set_rate_limit(
     burst: u64,
 ) -> FanoutStatus {
     // SAFETY: the caller's promise, passed on.
-    unsafe { set(config, |c| c.rate = Some(Some((per_second, burst)))) }
+    unsafe {
+        set(config, |c| {
+            c.rate = Some(Some((RateSetting::PerSecond(per_second), burst)));
+        })
+    }
+}
+
+/// Allows `amount` requests per window of `window_ms` milliseconds on average, in
+/// bursts of up to `burst`: quotas of any window, such as 5000 an hour
+/// (`5000, 3600000, burst`) or one every two seconds (`1, 2000, burst`). The bucket
+/// refills evenly. All three must be at least 1, and the window at most a year
+/// (checked by `fanout_client_new`).
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_rate_per_window(
+    config: *mut FanoutConfig,
+    amount: u64,
+    window_ms: u64,
+    burst: u64,
+) -> FanoutStatus {
+    // SAFETY: the caller's promise, passed on.
+    unsafe {
+        set(config, |c| {
+            c.rate = Some(Some((RateSetting::PerWindow { amount, window_ms }, burst)));
+        })
+    }
 }
 
 /// Lifts the rate limit: requests are bounded only by the in-flight cap.

@@ -185,6 +185,16 @@ static void test_bad_arguments(const fanout_client *client, const char *template
     CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_INVALID_ARGUMENT);
     CHECK(made == NULL);
     fanout_error_free(err);
+    /* A window of zero milliseconds: the message names the accepted forms. */
+    CHECK(fanout_config_set_rate_per_window(config, 5, 0, 5) == FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(fanout_error_message(err), "window") != NULL);
+    fanout_error_free(err);
+    /* 5000 an hour is a valid quota. */
+    CHECK(fanout_config_set_rate_per_window(config, 5000, 3600000, 100) == FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_OK);
+    fanout_client_free(made);
+    made = NULL;
     CHECK(fanout_config_set_url_template(config, "\xff{id}") == FANOUT_STATUS_INVALID_ARGUMENT);
     fanout_config_free(config);
 
