@@ -104,6 +104,7 @@ mod fetch;
 mod limit;
 mod limiter;
 mod pool;
+mod quota_headers;
 mod rate;
 #[cfg(feature = "redis")]
 mod redis_gcra;
