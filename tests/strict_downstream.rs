@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer};
+use common::{QuotaConfig, QuotaServer};
 use fanout::FanOutClient;
 
 const RATE: f64 = 10.0;
@@ -19,48 +17,18 @@ const LATENCY: Duration = Duration::from_millis(50);
 /// What the downstream forgives: arrival jitter of a few milliseconds.
 const TOLERANCE: Duration = Duration::from_millis(5);
 
-/// The downstream's own token bucket, full at start.
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn admit(&mut self, now: Instant) -> bool {
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * RATE).min(BURST);
-        self.last = now;
-        if self.tokens + TOLERANCE.as_secs_f64() * RATE >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 #[test]
 fn strict_downstream_sees_no_violation() {
     let ids: u64 = std::env::var("FANOUT_STRICT_IDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(120);
-    let bucket = Mutex::new(Bucket {
-        tokens: BURST,
-        last: Instant::now(),
+    // The downstream's own token bucket, full at start.
+    let server = QuotaServer::start(QuotaConfig {
+        latency: LATENCY,
+        tolerance: TOLERANCE,
+        ..QuotaConfig::new(RATE, BURST)
     });
-    let violations = Arc::new(AtomicUsize::new(0));
-    let server = {
-        let violations = Arc::clone(&violations);
-        TestServer::start(move |_| {
-            if bucket.lock().unwrap().admit(Instant::now()) {
-                Reply::delayed("widgets", LATENCY)
-            } else {
-                violations.fetch_add(1, Ordering::SeqCst);
-                Reply::status(429)
-            }
-        })
-    };
     let client = FanOutClient::builder(server.template())
         .rate_limit(RATE as u64, BURST as u64)
         .max_in_flight(CAP)
@@ -69,7 +37,7 @@ fn strict_downstream_sees_no_violation() {
 
     // A cold first wave reaches the server late, while its full bucket cannot bank
     // the refill: see `warm_up`.
-    common::warm_up(&client, &server, CAP as u64, RATE as u64, BURST as u64);
+    server.warm_up(&client, CAP as u64);
 
     let started = Instant::now();
     let bodies = client.fetch_all(&(0..ids).collect::<Vec<_>>()).unwrap();
@@ -81,8 +49,11 @@ fn strict_downstream_sees_no_violation() {
 
     assert_eq!(bodies.len(), ids as usize);
     assert!(client.stats().peak_in_flight <= CAP as u64);
-    assert_eq!(violations.load(Ordering::SeqCst), 0, "rate violations");
-    assert!(server.peak_in_flight() <= CAP, "concurrency violation");
+    assert_eq!(server.rejected(), 0, "rate violations");
+    assert!(
+        server.server().peak_in_flight() <= CAP,
+        "concurrency violation"
+    );
     assert_eq!(
         server.request_count(),
         ids as usize,

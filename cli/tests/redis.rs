@@ -4,10 +4,10 @@
 mod common;
 
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, Reply, TestServer};
+use common::{QuotaConfig, QuotaServer, RedisServer, Reply, TestServer};
 
 const RATE: u64 = 10;
 const BURST: u64 = 20;
@@ -26,41 +26,13 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A server that enforces `RATE` with bursts of `BURST` on arrivals (GCRA, as a
-/// strict API would), answering 429 to any request over it and counting it.
-struct StrictServer {
-    server: TestServer,
-    state: Arc<Mutex<Quota>>,
-}
-
-#[derive(Default)]
-struct Quota {
-    /// When the next request conforms without using the burst.
-    theoretical_arrival: Option<Instant>,
-    arrivals: Vec<Instant>,
-    violations: usize,
-}
-
-impl StrictServer {
-    fn start() -> Self {
-        let state = Arc::new(Mutex::new(Quota::default()));
-        let quota = Arc::clone(&state);
-        let interval = Duration::from_secs(1) / RATE as u32;
-        let server = TestServer::start(move |id| {
-            let now = Instant::now();
-            let mut quota = quota.lock().unwrap();
-            quota.arrivals.push(now);
-            let tat = quota.theoretical_arrival.unwrap_or(now).max(now);
-            let allowed_from = tat - interval * (BURST as u32 - 1);
-            if now + TOLERANCE < allowed_from {
-                quota.violations += 1;
-                return Reply::status(429);
-            }
-            quota.theoretical_arrival = Some(tat + interval);
-            Reply::ok(format!("user-{}", id.unwrap_or(0)))
-        });
-        StrictServer { server, state }
-    }
+/// A server that enforces `RATE` with bursts of `BURST` on arrivals, as a strict API
+/// would, answering 429 to any request over it.
+fn strict_server() -> QuotaServer {
+    QuotaServer::start(QuotaConfig {
+        tolerance: TOLERANCE,
+        ..QuotaConfig::new(RATE as f64, BURST as f64)
+    })
 }
 
 fn spawn_fetch(template: &str, ids: &str, redis: &str, extra: &[&str]) -> Child {
@@ -104,8 +76,8 @@ fn four_processes_share_one_quota_without_a_violation() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let strict = StrictServer::start();
-    let template = strict.server.template();
+    let strict = strict_server();
+    let template = strict.template();
     let children: Vec<Child> = (0..4)
         .map(|n| {
             let ids = format!("{}-{}", n * 1000 + 1, n * 1000 + 30);
@@ -117,13 +89,13 @@ fn four_processes_share_one_quota_without_a_violation() {
         assert!(output.status.success(), "{}", show(&output));
     }
 
-    let quota = strict.state.lock().unwrap();
-    assert_eq!(quota.violations, 0, "requests over the shared quota");
-    assert_eq!(quota.arrivals.len(), 120);
+    assert_eq!(strict.rejected(), 0, "requests over the shared quota");
+    assert_eq!(strict.request_count(), 120);
     // After the burst, the four together go at the quota's rate: 100 more requests
     // in 10 s. Each on its own bucket, they would have gone four times as fast.
-    let first = *quota.arrivals.iter().min().unwrap();
-    let last = *quota.arrivals.iter().max().unwrap();
+    let arrivals = strict.arrivals();
+    let first = arrivals.iter().map(|a| a.at).min().unwrap();
+    let last = arrivals.iter().map(|a| a.at).max().unwrap();
     let rate = (120 - BURST) as f64 / (last - first).as_secs_f64();
     assert!(
         (RATE as f64 * 0.95..=RATE as f64 * 1.05).contains(&rate),

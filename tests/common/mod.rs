@@ -16,16 +16,20 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
+mod quota;
 mod redis_server;
+#[allow(unused_imports)] // used by the tests of servers that limit their clients only
+pub use quota::{QuotaArrival, QuotaConfig, QuotaHeaders, QuotaServer, RetryAfterForm, http_date};
 #[allow(unused_imports)] // used by the shared rate limit's tests only
 pub use redis_server::RedisServer;
 
 /// How the server answers one request.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// Answer `status` with `body` after `delay`.
+    /// Answer `status` with `headers` and `body` after `delay`.
     Respond {
         status: u16,
+        headers: Vec<(String, String)>,
         body: Vec<u8>,
         delay: Duration,
     },
@@ -37,39 +41,36 @@ pub enum Reply {
 
 impl Reply {
     pub fn ok(body: impl Into<Vec<u8>>) -> Self {
-        Reply::Respond {
-            status: 200,
-            body: body.into(),
-            delay: Duration::ZERO,
-        }
+        Reply::delayed(body, Duration::ZERO)
     }
 
     pub fn status(status: u16) -> Self {
-        Reply::Respond {
-            status,
-            body: Vec::new(),
-            delay: Duration::ZERO,
-        }
-    }
-
-    /// The same reply with another status.
-    pub fn with_status(self, status: u16) -> Self {
-        match self {
-            Reply::Respond { body, delay, .. } => Reply::Respond {
-                status,
-                body,
-                delay,
-            },
-            other => other,
-        }
+        Reply::ok(Vec::new()).with_status(status)
     }
 
     pub fn delayed(body: impl Into<Vec<u8>>, delay: Duration) -> Self {
         Reply::Respond {
             status: 200,
+            headers: Vec::new(),
             body: body.into(),
             delay,
         }
+    }
+
+    /// The same reply with another status.
+    pub fn with_status(mut self, new_status: u16) -> Self {
+        if let Reply::Respond { status, .. } = &mut self {
+            *status = new_status;
+        }
+        self
+    }
+
+    /// The same reply with one more response header (only `Respond` has headers).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl ToString) -> Self {
+        if let Reply::Respond { headers, .. } = &mut self {
+            headers.push((name.into(), value.to_string()));
+        }
+        self
     }
 }
 
@@ -161,6 +162,12 @@ impl TestServer {
         self.state.peak_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Forgets the requests seen so far and the peak in flight.
+    pub fn forget_arrivals(&self) {
+        self.state.arrivals.lock().unwrap().clear();
+        self.state.peak_in_flight.store(0, Ordering::SeqCst);
+    }
+
     /// Waits up to `limit` for the next request; returns its ID, if one came.
     pub fn next_arrival(&self, limit: Duration) -> Option<Option<u64>> {
         self.arrival_rx.recv_timeout(limit).ok()
@@ -232,6 +239,7 @@ fn serve_connection(state: &State, stream: TcpStream) {
         let written = match reply {
             Reply::Respond {
                 status,
+                headers,
                 body,
                 delay,
             } => {
@@ -239,11 +247,12 @@ fn serve_connection(state: &State, stream: TcpStream) {
                     // A test server may sleep: it plays a slow API.
                     thread::sleep(delay);
                 }
-                let mut answer = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
+                let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+                for (name, value) in &headers {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str("\r\n");
+                let mut answer = head.into_bytes();
                 answer.extend_from_slice(&body);
                 // Leave in-flight before the answer is on the wire, so a client that
                 // sends its next request at once never sees a stale count here.
@@ -332,8 +341,7 @@ pub fn warm_up(
     client.fetch_all(&ids).expect("warm-up");
     let refill = Duration::from_secs_f64(connections.min(burst) as f64 / per_second as f64);
     thread::sleep(refill + Duration::from_millis(300));
-    server.state.arrivals.lock().unwrap().clear();
-    server.state.peak_in_flight.store(0, Ordering::SeqCst);
+    server.forget_arrivals();
 }
 
 /// A server that hands each accepted connection to `serve` on its own thread, for

@@ -7,6 +7,8 @@ use std::time::Duration;
 #[path = "../../../tests/common/mod.rs"]
 mod server;
 
+#[allow(unused_imports)] // for the tests against a server that limits its clients
+pub use server::{QuotaArrival, QuotaConfig, QuotaHeaders, QuotaServer, RetryAfterForm, http_date};
 #[allow(unused_imports)] // RedisServer serves the shared rate limit's tests only
 pub use server::{RedisServer, Reply, TestServer};
 
