@@ -103,6 +103,7 @@ mod error;
 mod fetch;
 mod limit;
 mod limiter;
+mod lock;
 mod pool;
 mod quota_headers;
 mod rate;
@@ -113,6 +114,7 @@ mod retry;
 mod stats;
 mod stream;
 mod template;
+mod throttle;
 mod turns;
 
 pub use bodies::{Bodies, BodiesIter};
