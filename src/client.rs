@@ -69,6 +69,7 @@ pub struct FanOutClientBuilder {
     retry: RetryPolicy,
     max_body_bytes: u64,
     headers: Vec<(String, String)>,
+    adaptive: bool,
 }
 
 impl FanOutClient {
@@ -89,6 +90,7 @@ impl FanOutClient {
             },
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             headers: Vec::new(),
+            adaptive: true,
         }
     }
 
@@ -169,9 +171,16 @@ impl FanOutClient {
         )
     }
 
-    /// The client's counters since it was built. Cheap; callable from any thread.
+    /// The client's counters since it was built, and the rate it keeps to now.
+    /// Cheap; callable from any thread.
     pub fn stats(&self) -> Stats {
-        self.engine.counters.snapshot()
+        let mut stats = self.engine.counters.snapshot();
+        let (throttle, throttled) = self.engine.limit.snapshot();
+        stats.effective_rate = throttle.rate.and_then(Rate::from_per_second);
+        stats.rate_source = throttle.source;
+        stats.paused = throttle.paused;
+        stats.throttled = throttled;
+        stats
     }
 
     /// The cap on requests in flight (and the number of worker threads).
@@ -273,6 +282,33 @@ impl FanOutClientBuilder {
         self
     }
 
+    /// Whether the client slows down when the server answers 429 without saying why
+    /// in headers. Default: on.
+    ///
+    /// On, a fresh client still sends its configured burst at once and keeps its
+    /// configured rate exactly, until a 429 shows the configuration to be more than
+    /// the server allows. Then it lowers its rate to what the server was seen to
+    /// accept, ramps bursts up again from one (doubling while they succeed, up to the
+    /// configured burst), and raises the rate by small steps after runs of
+    /// successes, never above the configured rate. Off, only the server's pauses
+    /// (`Retry-After`) and rate-limit headers hold the configured bucket back.
+    pub fn adaptive_rate(mut self, on: bool) -> Self {
+        self.adaptive = on;
+        self
+    }
+
+    /// The longest one ID may go on being throttled before it fails with its 429 (or
+    /// 503). Default: 10 minutes.
+    ///
+    /// A throttled answer (a 429, or a 503 with `Retry-After`, that the client
+    /// answers by pausing or slowing down) is not the ID's failure and does not use
+    /// up [`max_attempts`](Self::max_attempts): the ID is sent again once the server
+    /// allows. Only a server that goes on refusing it for this long ends the call.
+    pub fn max_throttled(mut self, max: Duration) -> Self {
+        self.retry.max_throttled = max;
+        self
+    }
+
     /// Fails an ID whose response body is larger than `n` bytes, without reading more
     /// than `n` of them. Default: 16 MiB.
     pub fn max_body_bytes(mut self, n: u64) -> Self {
@@ -341,7 +377,8 @@ impl FanOutClientBuilder {
                 self.timeout,
                 self.max_body_bytes,
             ),
-            limit: RateLimit::new(&self.rate).expect("validated rate and burst"),
+            limit: RateLimit::new(&self.rate, self.adaptive, self.max_in_flight)
+                .expect("validated rate and burst"),
             template,
             retry: self.retry,
             counters: Counters::default(),

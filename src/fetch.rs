@@ -8,7 +8,8 @@ use crate::cancel::{Signals, Stop};
 use crate::error::ErrorKind;
 use crate::error::FetchError;
 use crate::limit::{NoToken, RateLimit};
-use crate::request::{AttemptError, Http, MAX_REDIRECTS, Reply};
+use crate::request::{AttemptError, Http, MAX_REDIRECTS, Reply, ReplyKind};
+use crate::throttle::Answer;
 use crate::retry::RetryPolicy;
 use crate::stats::Counters;
 use crate::template::UrlTemplate;
@@ -50,10 +51,12 @@ impl Engine {
         // Same-origin redirects followed in this attempt, and where they led.
         let mut hops = 0;
         let mut redirected: Option<String> = None;
+        // When the server first throttled this ID, while it goes on doing so.
+        let mut throttled_since: Option<Instant> = None;
         loop {
             // Checked before taking a token, so a stopped call spends none.
             signals.check().map_err(|s| stopped(s, attempt))?;
-            let waited = match self.limit.take(signals) {
+            let (waited, sent) = match self.limit.take(signals) {
                 Ok(waited) => waited,
                 Err(NoToken::Stopped(stop)) => return Err(stopped(stop, attempt)),
                 Err(NoToken::Failed(e)) => {
@@ -83,25 +86,35 @@ impl Engine {
             let latency_ms = started.elapsed().as_millis() as u64;
 
             let failed = match result {
-                Ok(Reply::Body { status }) => {
-                    log::debug!(
-                        user_id = id, attempt, latency_ms, status, bytes = body.len();
-                        "fetched"
-                    );
-                    self.counters.id_succeeded();
-                    return Ok(());
+                Ok(Reply { kind, quota }) => {
+                    self.limit.observe(sent, Answer::Accepted, quota.as_ref());
+                    match kind {
+                        ReplyKind::Body { status } => {
+                            log::debug!(
+                                user_id = id, attempt, latency_ms, status, bytes = body.len();
+                                "fetched"
+                            );
+                            self.counters.id_succeeded();
+                            return Ok(());
+                        }
+                        ReplyKind::Redirect(next) if hops < MAX_REDIRECTS => {
+                            log::debug!(user_id = id, attempt, latency_ms; "redirected to {next}");
+                            hops += 1;
+                            redirected = Some(next);
+                            continue;
+                        }
+                        ReplyKind::Redirect(_) => AttemptError::fatal(
+                            FetchError::new(ErrorKind::Transport)
+                                .with_detail(format!("more than {MAX_REDIRECTS} redirects")),
+                        ),
+                    }
                 }
-                Ok(Reply::Redirect(next)) if hops < MAX_REDIRECTS => {
-                    log::debug!(user_id = id, attempt, latency_ms; "redirected to {next}");
-                    hops += 1;
-                    redirected = Some(next);
-                    continue;
+                Err(failed) => {
+                    if let Some(answer) = failed.answer {
+                        self.limit.observe(sent, answer, failed.quota.as_ref());
+                    }
+                    failed
                 }
-                Ok(Reply::Redirect(_)) => AttemptError::fatal(
-                    FetchError::new(ErrorKind::Transport)
-                        .with_detail(format!("more than {MAX_REDIRECTS} redirects")),
-                ),
-                Err(failed) => failed,
             };
             // A retry starts again from the template's URL.
             hops = 0;
@@ -112,6 +125,38 @@ impl Engine {
             // reported as the stop, not as a transport error.
             if let Err(stop) = signals.check() {
                 return Err(stopped(stop, attempt).with_source(failed.error));
+            }
+
+            // Over the quota: the throttle holds this ID (and every other) until the
+            // server's pause ends or its rate allows, and this try does not count.
+            if let Some(Answer::Throttled { retry_after }) = failed.answer {
+                let obeyed = retry_after.is_none_or(|r| r <= self.retry.max_retry_after);
+                if obeyed && (retry_after.is_some() || self.limit.adaptive()) {
+                    let now = Instant::now();
+                    let since = *throttled_since.get_or_insert(now);
+                    if now.duration_since(since) <= self.retry.max_throttled {
+                        log::warn!(
+                            user_id = id, attempt, latency_ms, status;
+                            "throttled: waiting for the server's quota"
+                        );
+                        attempt -= 1;
+                        continue;
+                    }
+                    log::error!(
+                        user_id = id, attempt, latency_ms, status;
+                        "failed: throttled for longer than {:?}", self.retry.max_throttled
+                    );
+                    self.counters.id_failed();
+                    let detail = format!(
+                        "throttled for longer than {} s",
+                        self.retry.max_throttled.as_secs_f64()
+                    );
+                    return Err(failed
+                        .error
+                        .with_detail(detail)
+                        .with_user_id(id)
+                        .with_attempts(attempt));
+                }
             }
 
             let backoff = if failed.retryable {

@@ -132,6 +132,7 @@ pub use ratelimit::Clock;
 #[cfg(feature = "redis")]
 pub use redis_gcra::RedisGcra;
 pub use stats::Stats;
+pub use throttle::RateSource;
 pub use stream::FetchIter;
 pub use template::UrlTemplate;
 

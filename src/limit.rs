@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use crate::cancel::{Signals, Stop};
 use crate::limiter::{Limiter, LimiterError, TokenBucket, TryTake};
 use crate::rate::Rate;
+use crate::quota_headers::ServerQuota;
+use crate::throttle::{Answer, Sent, Settings, Snapshot, Throttle};
 use crate::turns::Line;
 
 /// Requests per second and burst, no limit at all, or a limiter of the caller's.
@@ -41,17 +43,21 @@ impl From<Stop> for NoToken {
     }
 }
 
-/// The limiter every worker of a client shares, and the line its workers wait in.
+/// The limiter every worker of a client shares, what the server allows, and the line
+/// its workers wait in.
 #[derive(Debug)]
 pub(crate) struct RateLimit {
     /// `None` when unlimited, so the hot path takes no lock at all.
     limiter: Option<Arc<dyn Limiter>>,
+    throttle: Throttle,
     line: Line,
 }
 
 impl RateLimit {
-    /// The limit `config` asks for; `None` for a rate or burst of 0.
-    pub(crate) fn new(config: &RateLimitConfig) -> Option<Self> {
+    /// The limit `config` asks for, listening to the server (adapting to 429s when
+    /// `adaptive`); `None` for a rate or burst of 0. `workers` bounds slow start when
+    /// no burst is configured.
+    pub(crate) fn new(config: &RateLimitConfig, adaptive: bool, workers: usize) -> Option<Self> {
         let limiter: Option<Arc<dyn Limiter>> = match config {
             RateLimitConfig::Unlimited => None,
             RateLimitConfig::Limited { rate, burst } => {
@@ -59,33 +65,104 @@ impl RateLimit {
             }
             RateLimitConfig::Custom(limiter) => Some(Arc::clone(limiter)),
         };
-        Some(Self::with_limiter(limiter))
+        let burst = match config {
+            RateLimitConfig::Limited { burst, .. } => *burst as f64,
+            _ => workers as f64,
+        };
+        let settings = Settings {
+            configured: limiter.as_ref().and_then(|l| l.rate()).map(|r| r.as_per_second()),
+            burst,
+            adaptive,
+            shared: limiter.as_ref().is_some_and(|l| l.is_shared()),
+        };
+        Some(Self::with_limiter(limiter, settings))
     }
 
-    pub(crate) fn with_limiter(limiter: Option<Arc<dyn Limiter>>) -> Self {
+    pub(crate) fn with_limiter(limiter: Option<Arc<dyn Limiter>>, settings: Settings) -> Self {
         RateLimit {
             limiter,
+            throttle: Throttle::new(settings),
             line: Line::default(),
         }
     }
 
-    /// Blocks until a token is taken, the call stops, a token could only come after
-    /// the caller's deadline, or the limiter fails. Returns how long it waited.
+    /// Blocks until a request may go: a token is taken and the server's pause and
+    /// quota allow it. Fails when the call stops, when the wait would pass the
+    /// caller's deadline, or when the limiter fails. Returns how long it waited, and
+    /// the request's place among the client's sends.
     ///
     /// Takers are served first come, first served: only the head of the line asks the
-    /// limiter.
-    pub(crate) fn take(&self, signals: &Signals) -> Result<Duration, NoToken> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(Duration::ZERO);
-        };
-        let started = Instant::now();
-        let _turn = self.line.join(signals)?;
-        loop {
-            match limiter.try_take().map_err(NoToken::Failed)? {
-                TryTake::Taken => return Ok(started.elapsed()),
-                TryTake::WaitFor(wait) => signals.wait(wait)?,
+    /// limiter and the throttle.
+    pub(crate) fn take(&self, signals: &Signals) -> Result<(Duration, Sent), NoToken> {
+        if self.limiter.is_none() && !self.throttle.engaged() {
+            if let Ok(sent) = self.throttle.try_send(Instant::now()) {
+                return Ok((Duration::ZERO, sent));
             }
         }
+        let started = Instant::now();
+        let _turn = self.line.join(signals)?;
+        let mut token = self.limiter.is_none();
+        loop {
+            // The server's word first: a token taken and then held would be wasted.
+            if let Some(wait) = self.throttle.wait(Instant::now()) {
+                signals.wait(wait)?;
+                continue;
+            }
+            if let (false, Some(limiter)) = (token, &self.limiter) {
+                match limiter.try_take().map_err(NoToken::Failed)? {
+                    TryTake::Taken => token = true,
+                    TryTake::WaitFor(wait) => {
+                        signals.wait(wait)?;
+                        continue;
+                    }
+                }
+            }
+            // A pause may have come in since: then the token waits with the request.
+            match self.throttle.try_send(Instant::now()) {
+                Ok(sent) => return Ok((started.elapsed(), sent)),
+                Err(wait) => signals.wait(wait)?,
+            }
+        }
+    }
+
+    /// Takes in what the server answered to `sent`: pauses, rates, its bucket.
+    pub(crate) fn observe(&self, sent: Sent, answer: Answer, quota: Option<&ServerQuota>) {
+        let effect = self.throttle.observe(sent, Instant::now(), answer, quota);
+        if let Some(pause) = effect.pause {
+            log::warn!(
+                pause_ms = pause.as_millis() as u64;
+                "the server asked for a pause: no request for {:.3} s", pause.as_secs_f64()
+            );
+            if let Some(limiter) = &self.limiter {
+                if let Err(e) = limiter.pause(pause) {
+                    log::warn!("the pause could not be shared: {e}");
+                }
+            }
+        }
+        if let Some(change) = effect.rate {
+            let show = |rate: Option<f64>| rate.map_or("no limit".to_owned(), |r| format!("{r:.3}/s"));
+            log::info!(
+                from = change.from.unwrap_or(0.0), to = change.to.unwrap_or(0.0),
+                source:? = change.source;
+                "rate {} -> {}: {}", show(change.from), show(change.to), change.reason
+            );
+            if let Some(limiter) = self.limiter.as_ref().filter(|l| l.is_shared()) {
+                let rate = change.to.and_then(Rate::from_per_second);
+                if let Err(e) = limiter.adapt(rate) {
+                    log::warn!("the adapted rate could not be shared: {e}");
+                }
+            }
+        }
+    }
+
+    /// Whether bare 429s slow the client down.
+    pub(crate) fn adaptive(&self) -> bool {
+        self.throttle.adaptive()
+    }
+
+    /// What the throttle shows of itself.
+    pub(crate) fn snapshot(&self) -> (Snapshot, u64) {
+        (self.throttle.snapshot(Instant::now()), self.throttle.throttled())
     }
 }
 
@@ -126,7 +203,13 @@ mod tests {
         let clock = ManualClock::default();
         let rate = Rate::per_second(per_second).unwrap();
         let bucket = TokenBucket::with_clock(rate, burst, clock.clone()).unwrap();
-        (RateLimit::with_limiter(Some(Arc::new(bucket))), clock)
+        let settings = Settings {
+            configured: Some(per_second as f64),
+            burst: burst as f64,
+            adaptive: true,
+            shared: false,
+        };
+        (RateLimit::with_limiter(Some(Arc::new(bucket)), settings), clock)
     }
 
     #[test]
@@ -161,7 +244,7 @@ mod tests {
 
     #[test]
     fn unlimited_never_waits() {
-        let limit = RateLimit::new(&RateLimitConfig::Unlimited).unwrap();
+        let limit = RateLimit::new(&RateLimitConfig::Unlimited, true, 8).unwrap();
         for _ in 0..10_000 {
             assert_eq!(limit.try_take(), Ok(()));
         }

@@ -46,6 +46,35 @@ pub trait Limiter: Send + Sync + fmt::Debug {
     /// Takes a token if one is free now, or says how long until one may be. An error
     /// fails the ID being fetched, which fails a `fetch_all` call.
     fn try_take(&self) -> Result<TryTake, LimiterError>;
+
+    /// Told that the server asked for no request for `pause` (a 429 or 503 with
+    /// `Retry-After`). The client holds its own workers in any case; a limiter shared
+    /// with other processes holds them too. The default does nothing.
+    fn pause(&self, pause: Duration) -> Result<(), LimiterError> {
+        let _ = pause;
+        Ok(())
+    }
+
+    /// Told the rate the client learned the server accepts, below the configured one
+    /// (`None`: back to the configured rate). A limiter shared with other processes
+    /// keeps it for all of them. The default does nothing: the client paces itself.
+    fn adapt(&self, rate: Option<Rate>) -> Result<(), LimiterError> {
+        let _ = rate;
+        Ok(())
+    }
+
+    /// True when other processes take tokens from this limiter too. Then what this
+    /// process sees the server accept is only its own share, so on a 429 the client
+    /// halves the rate instead of measuring it. Default: false.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The rate this limiter keeps to, when it knows one: the ceiling that
+    /// adaptation never goes above. Default: `None`.
+    fn rate(&self) -> Option<Rate> {
+        None
+    }
 }
 
 /// What [`Limiter::try_take`] found.
@@ -136,6 +165,10 @@ impl<C: Clock> TokenBucket<C> {
 }
 
 impl<C: Clock + Send + Sync> Limiter for TokenBucket<C> {
+    fn rate(&self) -> Option<Rate> {
+        Some(self.rate)
+    }
+
     fn try_take(&self) -> Result<TryTake, LimiterError> {
         match self.bucket.try_wait() {
             Ok(()) => Ok(TryTake::Taken),

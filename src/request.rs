@@ -1,7 +1,7 @@
 //! One HTTP attempt on the shared agent, and the classification of its outcome.
 
 use std::io::Read;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ureq::config::Config;
 use ureq::http::{HeaderName, HeaderValue, Response, Uri};
@@ -11,7 +11,9 @@ use ureq::{Agent, Body};
 
 use crate::abort::TrackingConnector;
 use crate::error::{ErrorKind, FetchError};
-use crate::retry::{is_retryable_status, parse_retry_after};
+use crate::quota_headers::{self, ServerQuota};
+use crate::retry::is_retryable_status;
+use crate::throttle::Answer;
 
 /// The shared agent and everything an attempt needs besides the URL.
 #[derive(Debug)]
@@ -22,9 +24,16 @@ pub(crate) struct Http {
     max_body_bytes: u64,
 }
 
+/// What a request that did not fail gave, and what its headers said of the quota.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) kind: ReplyKind,
+    pub(crate) quota: Option<ServerQuota>,
+}
+
 /// What a request that did not fail gave.
 #[derive(Debug)]
-pub(crate) enum Reply {
+pub(crate) enum ReplyKind {
     /// A successful answer, whose body was read into the caller's buffer.
     Body { status: u16 },
     /// A redirect within the same origin, to this absolute URL.
@@ -37,6 +46,9 @@ pub(crate) struct AttemptError {
     pub(crate) error: FetchError,
     pub(crate) retryable: bool,
     pub(crate) retry_after: Option<Duration>,
+    /// How the server answered, if it did: `None` for a transport failure.
+    pub(crate) answer: Option<Answer>,
+    pub(crate) quota: Option<ServerQuota>,
 }
 
 impl AttemptError {
@@ -45,14 +57,15 @@ impl AttemptError {
             error,
             retryable: false,
             retry_after: None,
+            answer: None,
+            quota: None,
         }
     }
 
     fn transient(error: FetchError) -> Self {
         AttemptError {
-            error,
             retryable: true,
-            retry_after: None,
+            ..Self::fatal(error)
         }
     }
 }
@@ -119,27 +132,44 @@ impl Http {
             .send(url, timeout)
             .map_err(|e| classify_ureq_error(e, deadline_bound))?;
         let status = response.status().as_u16();
+        let quota = quota_headers::read(response.headers(), SystemTime::now());
 
         if response.status().is_redirection() {
             if let Some(next) = self.follow(url, &response)? {
-                return Ok(Reply::Redirect(next));
+                return Ok(Reply {
+                    kind: ReplyKind::Redirect(next),
+                    quota,
+                });
             }
         }
         if !response.status().is_success() {
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
+            let retry_after = quota_headers::retry_after(response.headers(), SystemTime::now());
+            // A 503 with Retry-After says "over capacity, come back then", as a 429 does.
+            let throttled = status == 429 || (status == 503 && retry_after.is_some());
+            let answer = if throttled {
+                Answer::Throttled { retry_after }
+            } else {
+                Answer::Accepted
+            };
             return Err(AttemptError {
                 error: FetchError::new(ErrorKind::Status).with_status(status),
                 retryable: is_retryable_status(status),
                 retry_after,
+                answer: Some(answer),
+                quota,
             });
         }
-        read_body(response.body_mut(), self.max_body_bytes, body)
-            .map_err(|e| with_status(classify_ureq_error(e, deadline_bound), status))?;
-        Ok(Reply::Body { status })
+        read_body(response.body_mut(), self.max_body_bytes, body).map_err(|e| {
+            let mut failed = with_status(classify_ureq_error(e, deadline_bound), status);
+            // The server let it through; only reading its body failed.
+            failed.answer = Some(Answer::Accepted);
+            failed.quota = quota.clone();
+            failed
+        })?;
+        Ok(Reply {
+            kind: ReplyKind::Body { status },
+            quota,
+        })
     }
 
     fn send(&self, url: &str, timeout: Option<Duration>) -> Result<Response<Body>, ureq::Error> {
@@ -225,10 +255,9 @@ fn timed_out(deadline_bound: bool, source: Option<ureq::Error>) -> AttemptError 
         error = error.with_source(source);
     }
     AttemptError {
-        error,
         // A timeout may pass; the caller's deadline will not come back.
         retryable: !deadline_bound,
-        retry_after: None,
+        ..AttemptError::fatal(error)
     }
 }
 

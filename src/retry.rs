@@ -13,6 +13,9 @@ pub(crate) struct RetryPolicy {
     pub(crate) max_backoff: Duration,
     /// The longest `Retry-After` we wait for; a server asking for more gets no retry.
     pub(crate) max_retry_after: Duration,
+    /// The longest one ID may go on being throttled (429s the client answers by
+    /// pausing or slowing down) before it fails.
+    pub(crate) max_throttled: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -22,6 +25,7 @@ impl Default for RetryPolicy {
             base_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
+            max_throttled: Duration::from_secs(10 * 60),
         }
     }
 }
@@ -29,12 +33,6 @@ impl Default for RetryPolicy {
 /// Statuses that say "try again later" rather than "this request is wrong".
 pub(crate) fn is_retryable_status(status: u16) -> bool {
     matches!(status, 429 | 502 | 503 | 504)
-}
-
-/// Parses a `Retry-After` given in seconds. The HTTP-date form is not honoured: it
-/// depends on the two hosts' clocks agreeing, and plain backoff is used instead.
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 impl RetryPolicy {
@@ -78,13 +76,6 @@ mod tests {
         for status in [200, 301, 400, 401, 403, 404, 500, 501] {
             assert!(!is_retryable_status(status), "{status}");
         }
-    }
-
-    #[test]
-    fn retry_after_is_seconds() {
-        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        assert_eq!(parse_retry_after("-1"), None);
     }
 
     #[test]

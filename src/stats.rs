@@ -3,6 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::rate::Rate;
+use crate::throttle::RateSource;
+
 /// A snapshot of a client's counters since it was built, across all its calls.
 ///
 /// Read it with [`FanOutClient::stats`](crate::FanOutClient::stats) at any time, from
@@ -25,6 +28,17 @@ pub struct Stats {
     pub failed: u64,
     /// Time workers spent waiting for rate-limit tokens, summed over workers.
     pub token_wait: Duration,
+    /// Answers that said the client was over the server's quota: 429s, and 503s
+    /// with `Retry-After`.
+    pub throttled: u64,
+    /// The rate the client keeps to now: the lowest of the configured rate, the rate
+    /// the server's headers state or show, and the rate learned from its 429s.
+    /// `None` without any rate limit.
+    pub effective_rate: Option<Rate>,
+    /// Where [`effective_rate`](Self::effective_rate) came from.
+    pub rate_source: RateSource,
+    /// True while the server's `Retry-After` holds every request back.
+    pub paused: bool,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +90,7 @@ impl Counters {
             succeeded: self.succeeded.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             token_wait: Duration::from_nanos(self.token_wait_nanos.load(Ordering::Relaxed)),
+            ..Stats::default()
         }
     }
 }

@@ -201,23 +201,37 @@ impl Throttle {
         (ready > now).then(|| (ready - now).min(LONGEST_WAIT))
     }
 
-    /// A request goes now: it takes its share of the bucket estimate.
-    pub(crate) fn send(&self, now: Instant) -> Sent {
-        let seq = self.sends.fetch_add(1, Ordering::Relaxed);
-        if self.engaged.load(Ordering::Acquire) {
-            let mut state = lock(&self.state);
-            let estimate = state.estimate(now, &self.settings);
-            if let Some(bank) = &mut state.bank {
-                *bank = Bank {
-                    tokens: estimate - 1.0,
-                    at: now,
-                };
+    /// Whether the server has said anything about its quota yet.
+    pub(crate) fn engaged(&self) -> bool {
+        self.engaged.load(Ordering::Acquire)
+    }
+
+    /// Lets a request go now if the server allows it, taking its share of the
+    /// bucket estimate; otherwise says how long to wait first.
+    pub(crate) fn try_send(&self, now: Instant) -> Result<Sent, Duration> {
+        if !self.engaged() {
+            let seq = self.sends.fetch_add(1, Ordering::Relaxed);
+            if seq == 0 {
+                lock(&self.state).adaptation.first_send = Some(now);
             }
-            state.adaptation.first_send.get_or_insert(now);
-        } else if seq == 0 {
-            lock(&self.state).adaptation.first_send = Some(now);
+            return Ok(Sent { seq, at: now });
         }
-        Sent { seq, at: now }
+        let mut state = lock(&self.state);
+        let ready = state.ready_at(now, &self.settings);
+        if ready > now {
+            return Err((ready - now).min(LONGEST_WAIT));
+        }
+        // Under the lock, so that a send is never numbered behind one that went later.
+        let seq = self.sends.fetch_add(1, Ordering::Relaxed);
+        let estimate = state.estimate(now, &self.settings);
+        if let Some(bank) = &mut state.bank {
+            *bank = Bank {
+                tokens: estimate - 1.0,
+                at: now,
+            };
+        }
+        state.adaptation.first_send.get_or_insert(now);
+        Ok(Sent { seq, at: now })
     }
 
     /// Takes in what the answer to `sent` said, at `now`.
@@ -328,6 +342,11 @@ impl Throttle {
             source,
             paused: state.pause_until.is_some_and(|p| p > now),
         }
+    }
+
+    /// Whether bare 429s lower the rate.
+    pub(crate) fn adaptive(&self) -> bool {
+        self.settings.adaptive
     }
 
     /// Throttled answers so far.

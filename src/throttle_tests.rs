@@ -179,9 +179,12 @@ fn simulate(scenario: Scenario) -> Outcome {
                     ask_scheduled = true;
                     continue;
                 }
+                let sent = match throttle.try_send(at(t)) {
+                    Ok(sent) => sent,
+                    Err(wait) => panic!("asked to wait {wait:?} right after being let go"),
+                };
                 client_bucket.tokens -= 1.0;
                 line.pop_front();
-                let sent = throttle.send(at(t));
                 outcome.sent += 1;
                 let admitted = server.admit(t);
                 let quota = match scenario.headers {
