@@ -9,10 +9,10 @@ use crate::error::ErrorKind;
 use crate::error::FetchError;
 use crate::limit::{NoToken, RateLimit};
 use crate::request::{AttemptError, Http, MAX_REDIRECTS, Reply, ReplyKind};
-use crate::throttle::Answer;
 use crate::retry::RetryPolicy;
 use crate::stats::Counters;
 use crate::template::UrlTemplate;
+use crate::throttle::Answer;
 
 /// Everything the workers share: one agent, one token bucket, one set of counters.
 #[derive(Debug)]
@@ -76,7 +76,7 @@ impl Engine {
             }
             let url = redirected.as_deref().unwrap_or(&first_url);
 
-            let started = Instant::now();
+            let started = sent.at();
             self.counters.request_started(hops == 0 && attempt > 1);
             let result = {
                 let _in_flight = InFlight(&self.counters);

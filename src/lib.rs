@@ -132,9 +132,9 @@ pub use ratelimit::Clock;
 #[cfg(feature = "redis")]
 pub use redis_gcra::RedisGcra;
 pub use stats::Stats;
-pub use throttle::RateSource;
 pub use stream::FetchIter;
 pub use template::UrlTemplate;
+pub use throttle::RateSource;
 
 const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}

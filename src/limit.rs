@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::cancel::{Signals, Stop};
 use crate::limiter::{Limiter, LimiterError, TokenBucket, TryTake};
-use crate::rate::Rate;
 use crate::quota_headers::ServerQuota;
+use crate::rate::Rate;
 use crate::throttle::{Answer, Sent, Settings, Snapshot, Throttle};
 use crate::turns::Line;
 
@@ -70,7 +70,10 @@ impl RateLimit {
             _ => workers as f64,
         };
         let settings = Settings {
-            configured: limiter.as_ref().and_then(|l| l.rate()).map(|r| r.as_per_second()),
+            configured: limiter
+                .as_ref()
+                .and_then(|l| l.rate())
+                .map(|r| r.as_per_second()),
             burst,
             adaptive,
             shared: limiter.as_ref().is_some_and(|l| l.is_shared()),
@@ -127,6 +130,9 @@ impl RateLimit {
 
     /// Takes in what the server answered to `sent`: pauses, rates, its bucket.
     pub(crate) fn observe(&self, sent: Sent, answer: Answer, quota: Option<&ServerQuota>) {
+        if quota.is_none() && answer == Answer::Accepted && !self.throttle.engaged() {
+            return;
+        }
         let effect = self.throttle.observe(sent, Instant::now(), answer, quota);
         if let Some(pause) = effect.pause {
             log::warn!(
@@ -140,7 +146,8 @@ impl RateLimit {
             }
         }
         if let Some(change) = effect.rate {
-            let show = |rate: Option<f64>| rate.map_or("no limit".to_owned(), |r| format!("{r:.3}/s"));
+            let show =
+                |rate: Option<f64>| rate.map_or("no limit".to_owned(), |r| format!("{r:.3}/s"));
             log::info!(
                 from = change.from.unwrap_or(0.0), to = change.to.unwrap_or(0.0),
                 source:? = change.source;
@@ -162,7 +169,10 @@ impl RateLimit {
 
     /// What the throttle shows of itself.
     pub(crate) fn snapshot(&self) -> (Snapshot, u64) {
-        (self.throttle.snapshot(Instant::now()), self.throttle.throttled())
+        (
+            self.throttle.snapshot(Instant::now()),
+            self.throttle.throttled(),
+        )
     }
 }
 
@@ -209,7 +219,10 @@ mod tests {
             adaptive: true,
             shared: false,
         };
-        (RateLimit::with_limiter(Some(Arc::new(bucket)), settings), clock)
+        (
+            RateLimit::with_limiter(Some(Arc::new(bucket)), settings),
+            clock,
+        )
     }
 
     #[test]

@@ -53,6 +53,15 @@ pub(crate) struct ServerQuota {
 /// When several families are present, the IETF fields win, then `RateLimit-*`, then
 /// `X-RateLimit-*`; a family whose headers are all malformed counts as absent.
 pub(crate) fn read(headers: &HeaderMap, now: SystemTime) -> Option<ServerQuota> {
+    // Most answers carry none of these: one pass over the names, instead of a lookup
+    // per field name, keeps that case cheap.
+    let any = headers.keys().any(|name| {
+        let name = name.as_str();
+        name.starts_with("ratelimit") || name.starts_with("x-ratelimit")
+    });
+    if !any {
+        return None;
+    }
     ietf(headers)
         .or_else(|| legacy(headers))
         .or_else(|| x_ratelimit(headers, now))

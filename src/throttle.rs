@@ -180,6 +180,13 @@ struct Signal {
     resume: Instant,
 }
 
+impl Sent {
+    /// When the request was let go.
+    pub(crate) fn at(&self) -> Instant {
+        self.at
+    }
+}
+
 impl Throttle {
     pub(crate) fn new(settings: Settings) -> Self {
         Throttle {
@@ -242,10 +249,7 @@ impl Throttle {
         answer: Answer,
         quota: Option<&ServerQuota>,
     ) -> Effect {
-        if quota.is_none()
-            && answer == Answer::Accepted
-            && !self.engaged.load(Ordering::Acquire)
-        {
+        if quota.is_none() && answer == Answer::Accepted && !self.engaged.load(Ordering::Acquire) {
             return Effect::default();
         }
         let mut state = lock(&self.state);
@@ -423,10 +427,13 @@ impl State {
         if estimate >= 1.0 - 1e-9 {
             return from;
         }
-        let probe = (self.bank.map_or(from, |b| b.at) + PROBE_AFTER).saturating_duration_since(from);
+        let probe =
+            (self.bank.map_or(from, |b| b.at) + PROBE_AFTER).saturating_duration_since(from);
         let wait = match (self.server_rate(), self.reset) {
             (Some(rate), _) => secs((1.0 - estimate) / rate),
-            (None, Some((reset_at, _))) if reset_at > from => (reset_at - from).min(probe.max(reset_at - from)),
+            (None, Some((reset_at, _))) if reset_at > from => {
+                (reset_at - from).min(probe.max(reset_at - from))
+            }
             _ => probe,
         };
         from + wait.min(LONGEST_WAIT)
@@ -538,7 +545,10 @@ impl State {
                     .saturating_duration_since(signal.resume)
                     .as_secs_f64();
                 // What the server banked while we paused: at most its burst.
-                let paused = signal.resume.saturating_duration_since(signal.at).as_secs_f64();
+                let paused = signal
+                    .resume
+                    .saturating_duration_since(signal.at)
+                    .as_secs_f64();
                 let banked = adaptation.first_burst.min(current * paused);
                 // Less than a token was left when it refused: count half of one.
                 let refilled = accepted - banked + 0.5;

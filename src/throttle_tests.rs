@@ -164,7 +164,9 @@ fn simulate(scenario: Scenario) -> Outcome {
         match event {
             Event::Ask => {
                 ask_scheduled = false;
-                let Some(&worker) = line.front() else { continue };
+                let Some(&worker) = line.front() else {
+                    continue;
+                };
                 // As `RateLimit::take`: the throttle first, then the configured bucket.
                 if let Some(wait) = throttle.wait(at(t)) {
                     // At least a microsecond: the clock of the real workers moves too.
@@ -205,7 +207,10 @@ fn simulate(scenario: Scenario) -> Outcome {
                     }),
                 };
                 if std::env::var("SIM_TRACE").is_ok() && t < 3.0 {
-                    eprintln!("{t:.4} worker {worker} sends seq {sent:?}: admitted {admitted}, server holds {:.2}", server.tokens);
+                    eprintln!(
+                        "{t:.4} worker {worker} sends seq {sent:?}: admitted {admitted}, server holds {:.2}",
+                        server.tokens
+                    );
                 }
                 let (answer, delay) = if admitted {
                     (Answer::Accepted, scenario.latency)
@@ -337,5 +342,8 @@ fn without_adaptation_only_the_pauses_apply() {
     let outcome = simulate(scenario);
     report("adaptation off", scenario, &outcome);
     assert!(outcome.rates.is_empty(), "{:?}", outcome.rates);
-    assert!(outcome.throttled > 5, "the fixed bucket keeps overrunning the server");
+    assert!(
+        outcome.throttled > 5,
+        "the fixed bucket keeps overrunning the server"
+    );
 }
