@@ -11,10 +11,13 @@ use crate::limiter::{Limiter, LimiterError, TokenBucket, TryTake};
 use crate::rate::Rate;
 
 /// GCRA with the bucket's semantics: `burst` requests at once after a quiet spell,
-/// then one every `interval`. Times are whole microseconds, formatted as integers so
+/// then one every `interval`, or every adapted interval (`KEYS[2]`) when the server
+/// was found to allow less. Times are whole microseconds, formatted as integers so
 /// that Redis does not round them.
 const GCRA: &str = r"
 local interval = tonumber(ARGV[1])
+local adapted = tonumber(redis.call('GET', KEYS[2]))
+if adapted and adapted > interval then interval = adapted end
 local tolerance = tonumber(ARGV[2])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -27,6 +30,37 @@ redis.call('SET', KEYS[1], string.format('%d', next_tat),
   'PX', math.floor((next_tat - now) / 1000) + 1)
 return 0
 ";
+
+/// A pause for everyone on the key: no token until `ARGV[1]` microseconds from now,
+/// then one an interval (no burst banked during the pause).
+const PAUSE: &str = r"
+local pause = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+local held = now + pause + tolerance
+if held > tat then
+  redis.call('SET', KEYS[1], string.format('%d', held), 'PX', math.floor((held - now) / 1000) + 1)
+end
+return 0
+";
+
+/// The adapted interval every process on the key keeps to (`ARGV[1]` microseconds),
+/// remembered for `ARGV[2]` milliseconds; 0 forgets it.
+const ADAPT: &str = r"
+local interval = tonumber(ARGV[1])
+if interval == 0 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], string.format('%d', interval), 'PX', tonumber(ARGV[2]))
+end
+return 0
+";
+
+/// How long an adapted rate is kept on Redis after the last process set it: past
+/// that, the configured rate applies again.
+const ADAPTED_FOR: Duration = Duration::from_secs(10 * 60);
 
 /// How long a Redis connect, read or write may take by default.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -67,6 +101,10 @@ pub struct RedisGcra {
     timeout: Duration,
     connection: Mutex<Option<redis::Connection>>,
     fallback: Option<Fallback>,
+    /// Where the adapted interval is kept: in the quota key's Redis Cluster slot.
+    adapted_key: String,
+    pause_script: redis::Script,
+    adapt_script: redis::Script,
 }
 
 impl std::fmt::Debug for RedisGcra {
@@ -135,10 +173,14 @@ impl RedisGcra {
         let client = redis::Client::open(url).map_err(|e| {
             LimiterError::new(format!("invalid redis url {url:?}: {e}")).with_source(e)
         })?;
+        let key = key.into();
         Ok(RedisGcra {
             client,
             url: url.to_owned(),
-            key: key.into(),
+            adapted_key: adapted_key(&key),
+            key,
+            pause_script: redis::Script::new(PAUSE),
+            adapt_script: redis::Script::new(ADAPT),
             rate,
             burst,
             interval_us,
@@ -202,17 +244,23 @@ impl RedisGcra {
 
     /// Microseconds until a token is free, 0 if one was taken.
     fn ask(&self) -> redis::RedisResult<u64> {
+        self.run(
+            self.script
+                .key(&self.key)
+                .key(&self.adapted_key)
+                .arg(self.interval_us)
+                .arg(self.tolerance_us),
+        )
+    }
+
+    /// Runs one script on the connection, opened if need be.
+    fn run(&self, invocation: &redis::ScriptInvocation<'_>) -> redis::RedisResult<u64> {
         let mut connection = self.lock_connection();
         let open = match connection.as_mut() {
             Some(open) => open,
             None => connection.insert(self.open()?),
         };
-        let answer = self
-            .script
-            .key(&self.key)
-            .arg(self.interval_us)
-            .arg(self.tolerance_us)
-            .invoke(open);
+        let answer = invocation.invoke(open);
         if answer.is_err() {
             // Whatever went wrong, the next question starts on a fresh connection.
             *connection = None;
@@ -260,6 +308,58 @@ impl Limiter for RedisGcra {
         }
         self.ask().map(verdict).map_err(|e| self.error(e))
     }
+
+    /// Holds every process on the key until the pause ends.
+    fn pause(&self, pause: Duration) -> Result<(), LimiterError> {
+        self.run(
+            self.pause_script
+                .key(&self.key)
+                .arg(micros(pause))
+                .arg(self.tolerance_us),
+        )
+        .map(drop)
+        .map_err(|e| self.error(e))
+    }
+
+    /// Keeps every process on the key to `rate` (never above the configured rate),
+    /// for ten minutes after the last process set it.
+    fn adapt(&self, rate: Option<Rate>) -> Result<(), LimiterError> {
+        let interval = rate.map_or(0, |rate| micros(rate.interval()).max(self.interval_us));
+        self.run(
+            self.adapt_script
+                .key(&self.adapted_key)
+                .arg(interval)
+                .arg(u64::try_from(ADAPTED_FOR.as_millis()).unwrap_or(u64::MAX)),
+        )
+        .map(drop)
+        .map_err(|e| self.error(e))
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn rate(&self) -> Option<Rate> {
+        Some(self.rate)
+    }
+}
+
+/// The key of the adapted interval, hashed to the quota key's Redis Cluster slot: the
+/// quota key's own hash tag if it has one, or the whole quota key as the tag.
+fn adapted_key(key: &str) -> String {
+    let tagged = key
+        .find('{')
+        .and_then(|open| key[open + 1..].find('}').map(|len| len > 0))
+        .unwrap_or(false);
+    if tagged {
+        format!("{key}:adapted")
+    } else {
+        format!("{{{key}}}:adapted")
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 fn verdict(wait_us: u64) -> TryTake {

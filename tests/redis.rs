@@ -144,3 +144,65 @@ fn with_the_fallback_a_call_goes_on_when_redis_stops() {
     };
     assert_eq!(result.unwrap().len(), 100);
 }
+
+/// Takes every free token from `limiter`, then returns how long it asks to wait.
+fn wait_after_draining(limiter: &RedisGcra) -> Duration {
+    loop {
+        match limiter.try_take().expect("redis answers") {
+            TryTake::Taken => {}
+            TryTake::WaitFor(wait) => return wait,
+        }
+    }
+}
+
+/// The spacing `limiter` keeps between tokens now: drains it, waits out the wait,
+/// takes one more token, and returns the wait it then asks for.
+fn spacing(limiter: &RedisGcra) -> Duration {
+    std::thread::sleep(wait_after_draining(limiter));
+    wait_after_draining(limiter)
+}
+
+#[test]
+fn a_pause_holds_every_limiter_on_the_key() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = RedisGcra::connect(&redis.url(), "paused", per_s(100), 10).unwrap();
+    let b = RedisGcra::connect(&redis.url(), "paused", per_s(100), 10).unwrap();
+    let other = RedisGcra::connect(&redis.url(), "not paused", per_s(100), 10).unwrap();
+    a.pause(Duration::from_secs(2)).unwrap();
+    // The pause is measured on the server's clock from the script's run: the wait
+    // asked of `b` is the pause less the few milliseconds since.
+    match b.try_take().unwrap() {
+        TryTake::WaitFor(wait) => assert!(wait > Duration::from_millis(1500), "{wait:?}"),
+        TryTake::Taken => panic!("a token was handed out during the pause"),
+    }
+    assert_eq!(other.try_take().unwrap(), TryTake::Taken);
+}
+
+#[test]
+fn an_adapted_rate_holds_every_limiter_on_the_key_until_it_is_lifted() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let a = RedisGcra::connect(&redis.url(), "adapted", per_s(100), 1).unwrap();
+    let b = RedisGcra::connect(&redis.url(), "adapted", per_s(100), 1).unwrap();
+    assert!(a.is_shared());
+    assert_eq!(a.rate(), Some(per_s(100)));
+    assert!(spacing(&b) <= Duration::from_millis(10));
+
+    // One process learned that the server allows 2/s: every process keeps to it.
+    a.adapt(Some(per_s(2))).unwrap();
+    let wait = spacing(&b);
+    assert!(wait > Duration::from_millis(400), "{wait:?}");
+    assert!(wait <= Duration::from_millis(500), "{wait:?}");
+
+    // Back to the configured rate.
+    a.adapt(None).unwrap();
+    assert!(spacing(&b) <= Duration::from_millis(10));
+
+    // Never faster than configured, whatever a process asks.
+    a.adapt(Some(per_s(1000))).unwrap();
+    let wait = spacing(&b);
+    assert!(wait > Duration::from_millis(5), "{wait:?}");
+}
