@@ -144,9 +144,20 @@ pub struct FetchArgs {
     pub timeout_ms: u64,
 
     /// Attempts per ID, the first included (1: no retries). Retried: 429, 502,
-    /// 503, 504, connection errors and timeouts.
+    /// 503, 504, connection errors and timeouts. A 429 (or 503 with Retry-After)
+    /// that the client answers by pausing or slowing down does not count.
     #[arg(long, value_name = "N", default_value_t = fanout::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u32,
+
+    /// Keep the configured rate even when the server answers 429 without rate-limit
+    /// headers (its Retry-After pauses and headers are still obeyed).
+    #[arg(long)]
+    pub no_adaptive_rate: bool,
+
+    /// Fail an ID that the server goes on throttling (429) for longer than this,
+    /// in milliseconds. Throttled tries do not count against --max-attempts.
+    #[arg(long, value_name = "MS", default_value_t = 600_000)]
+    pub max_throttled_ms: u64,
 
     /// Stop the whole run after this many milliseconds.
     #[arg(long, value_name = "MS")]

@@ -193,7 +193,9 @@ fn build_client(
     let mut builder = FanOutClient::builder(args.template.as_str())
         .max_in_flight(limits.max_in_flight)
         .timeout(Duration::from_millis(args.timeout_ms))
-        .max_attempts(args.max_attempts);
+        .max_attempts(args.max_attempts)
+        .adaptive_rate(!args.no_adaptive_rate)
+        .max_throttled(Duration::from_millis(args.max_throttled_ms));
     builder = match (shared_limit, limits.rate_limit()) {
         (Some(shared), _) => builder.limiter(Arc::new(shared)),
         (None, Some((rate, burst))) => builder.rate(rate, burst),

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use fanout::Stats;
+use fanout::{RateSource, Stats};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::logging;
@@ -65,8 +65,9 @@ impl Progress {
         };
         self.bar.set_position(done);
         self.bar.set_message(format!(
-            "{per_second:.1} req/s  {} in flight",
-            stats.in_flight
+            "{per_second:.1} req/s  {} in flight{}",
+            stats.in_flight,
+            throttled(stats, &self.base)
         ));
     }
 }
@@ -76,5 +77,49 @@ impl Drop for Progress {
     fn drop(&mut self) {
         logging::detach_bar();
         self.bar.abandon();
+    }
+}
+
+/// What the bar says when the server holds the run back: its pause, or the rate the
+/// client slowed to and why, and how many answers were throttled.
+fn throttled(stats: &Stats, base: &Stats) -> String {
+    let refused = stats.throttled.saturating_sub(base.throttled);
+    let rate = match (stats.rate_source, stats.effective_rate) {
+        (RateSource::Configured, _) | (_, None) => None,
+        (source, Some(rate)) => Some(format!(
+            "{:.2}/s ({})",
+            rate.as_per_second(),
+            match source {
+                RateSource::ServerHeaders => "server headers",
+                _ => "adapted to 429s",
+            }
+        )),
+    };
+    match (stats.paused, rate) {
+        (true, _) => format!("  THROTTLED: paused by the server ({refused} refused)"),
+        (false, Some(rate)) => format!("  THROTTLED: {rate}, {refused} refused"),
+        (false, None) if refused > 0 => format!("  {refused} refused"),
+        (false, None) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_says_when_and_how_the_server_throttles() {
+        let base = Stats::default();
+        assert_eq!(throttled(&Stats::default(), &base), "");
+        let mut stats = Stats::default();
+        stats.throttled = 3;
+        stats.rate_source = RateSource::Adapted;
+        stats.effective_rate = Some(fanout::Rate::per_second(12).unwrap());
+        assert_eq!(
+            throttled(&stats, &base),
+            "  THROTTLED: 12.00/s (adapted to 429s), 3 refused"
+        );
+        stats.paused = true;
+        assert!(throttled(&stats, &base).contains("paused by the server"));
     }
 }

@@ -36,9 +36,25 @@ fn strict_server() -> QuotaServer {
 }
 
 fn spawn_fetch(template: &str, ids: &str, redis: &str, extra: &[&str]) -> Child {
+    spawn_fetch_at(template, ids, redis, (RATE, BURST), extra)
+}
+
+/// `fanout fetch` under the shared quota `limits` (rate per second, burst).
+fn spawn_fetch_at(
+    template: &str,
+    ids: &str,
+    redis: &str,
+    limits: (u64, u64),
+    extra: &[&str],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_fanout"))
         .args(["fetch", template, "--ids", ids, "--max-attempts", "1"])
-        .args(["--rate", &RATE.to_string(), "--burst", &BURST.to_string()])
+        .args([
+            "--rate",
+            &limits.0.to_string(),
+            "--burst",
+            &limits.1.to_string(),
+        ])
         .args(["--redis", redis, "--limit-key", "test:quota"])
         .args(extra)
         .env_remove("RUST_LOG")
@@ -101,6 +117,38 @@ fn four_processes_share_one_quota_without_a_violation() {
         (RATE as f64 * 0.95..=RATE as f64 * 1.05).contains(&rate),
         "combined rate {rate:.3}/s, quota {RATE}/s"
     );
+}
+
+#[test]
+fn four_processes_told_four_times_the_quota_learn_it_together() {
+    let _serial = serial();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    // The server allows 10/s (bursts of 20); the shared quota says 40/s, burst 40.
+    let strict = strict_server();
+    let template = strict.template();
+    let started = Instant::now();
+    let children: Vec<Child> = (0..4)
+        .map(|n| {
+            let ids = format!("{}-{}", n * 1000 + 1, n * 1000 + 150);
+            spawn_fetch_at(&template, &ids, &redis.url(), (40, 40), &[])
+        })
+        .collect();
+    for child in children {
+        // Throttled tries do not use up --max-attempts 1: every process finishes.
+        let output = finish(child, Duration::from_secs(240));
+        assert!(output.status.success(), "{}", show(&output));
+    }
+    let (refused, sent) = (strict.rejected(), strict.request_count());
+    let share = refused as f64 / sent as f64;
+    eprintln!(
+        "4 x 150 IDs in {:.1} s: {refused} of {sent} answered 429 ({:.1} %)",
+        started.elapsed().as_secs_f64(),
+        share * 100.0
+    );
+    assert_eq!(strict.accepted(), 600);
+    assert!(share <= 0.05, "{refused} of {sent} requests answered 429");
 }
 
 /// Starts one fetch of 60 IDs (6 s at the quota's rate), stops Redis once 25 requests
