@@ -263,6 +263,15 @@ fanout_status fanout_config_add_header(struct fanout_config *config,
 // `config` is NULL or a live configuration, not used again after this.
 void fanout_config_free(struct fanout_config *config);
 
+// Whether the client slows down when the server answers 429 without rate-limit
+// headers (non-zero: yes, the default; zero: keep the configured rate, obeying only
+// the server's `Retry-After` pauses and rate-limit headers).
+//
+// # Safety
+//
+// `config` is NULL or a live configuration.
+fanout_status fanout_config_set_adaptive_rate(struct fanout_config *config, bool on);
+
 // The kind of `error`; `FANOUT_STATUS_INVALID_ARGUMENT` if `error` is NULL.
 //
 // Any thread, at once with other readers of the same error.

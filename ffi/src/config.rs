@@ -20,6 +20,7 @@ pub struct FanoutConfig {
     max_in_flight: Option<usize>,
     timeout: Option<Duration>,
     max_attempts: Option<u32>,
+    adaptive_rate: Option<bool>,
     headers: Vec<(String, String)>,
 }
 
@@ -57,6 +58,9 @@ impl FanoutConfig {
         }
         if let Some(n) = self.max_attempts {
             builder = builder.max_attempts(n);
+        }
+        if let Some(on) = self.adaptive_rate {
+            builder = builder.adaptive_rate(on);
         }
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
@@ -242,6 +246,22 @@ pub unsafe extern "C" fn fanout_config_add_header(
 pub unsafe extern "C" fn fanout_config_free(config: *mut FanoutConfig) {
     // SAFETY: the caller hands over NULL or a live configuration.
     guard_value((), || unsafe { crate::boundary::free(config) })
+}
+
+/// Whether the client slows down when the server answers 429 without rate-limit
+/// headers (non-zero: yes, the default; zero: keep the configured rate, obeying only
+/// the server's `Retry-After` pauses and rate-limit headers).
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_adaptive_rate(
+    config: *mut FanoutConfig,
+    on: bool,
+) -> FanoutStatus {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { set(config, |c| c.adaptive_rate = Some(on)) }
 }
 
 /// Applies `change` to a live configuration.

@@ -192,6 +192,8 @@ static void test_bad_arguments(const fanout_client *client, const char *template
     fanout_error_free(err);
     /* 5000 an hour is a valid quota. */
     CHECK(fanout_config_set_rate_per_window(config, 5000, 3600000, 100) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_set_adaptive_rate(config, false) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_set_adaptive_rate(NULL, true) == FANOUT_STATUS_INVALID_ARGUMENT);
     CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_OK);
     fanout_client_free(made);
     made = NULL;
