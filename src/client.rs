@@ -259,8 +259,9 @@ impl FanOutClientBuilder {
 
     /// Attempts per ID in all, the first one included: 1 means no retries. Default: 3.
     ///
-    /// Retried: 429, 502, 503, 504, connection errors and timeouts. Any other status
-    /// fails at once.
+    /// Retried: 502, 503, 504, connection errors and timeouts. Any other status
+    /// fails at once. A 429 (or a 503 with `Retry-After`) that the client answers by
+    /// pausing or slowing down does not count: see [`max_throttled`](Self::max_throttled).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.retry.max_attempts = n;
         self
@@ -275,8 +276,9 @@ impl FanOutClientBuilder {
         self
     }
 
-    /// The longest `Retry-After` (in seconds) that is obeyed. A server asking for a
-    /// longer wait gets no retry: the ID fails with that status at once. Default: 30 s.
+    /// The longest `Retry-After` that is obeyed (by pausing every worker). A server
+    /// asking for a longer wait gets no retry: the ID fails with that status at once.
+    /// Default: 30 s.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.retry.max_retry_after = max;
         self

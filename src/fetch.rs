@@ -111,7 +111,7 @@ impl Engine {
                 }
                 Err(failed) => {
                     if let Some(answer) = failed.answer {
-                        self.limit.observe(sent, answer, failed.quota.as_ref());
+                        self.limit.observe(sent, answer, failed.quota.as_deref());
                     }
                     failed
                 }

@@ -5,8 +5,12 @@
 //! template and a list of user IDs; it fetches every ID and hands back the bodies,
 //! while keeping to
 //!
-//! - a **rate limit**: a token bucket, by default 10 requests per second with bursts
-//!   of up to 20 (the first 20 go out at once, then 10 per second);
+//! - a **rate limit**: a token bucket of any window ([`Rate`]: 10/s, 900 per 15
+//!   minutes, 5000/h), by default 10 requests per second with bursts of up to 20 (the
+//!   first 20 go out at once, then 10 per second);
+//! - **the server's word**: a 429 with `Retry-After` pauses every worker, rate-limit
+//!   headers set the pace, and bare 429s slow the client to what the server accepts
+//!   (see [Listening to the server](#listening-to-the-server));
 //! - a **concurrency cap**: at most `max_in_flight` requests in flight, by default 8;
 //! - **fail-fast**: the first ID that fails for good (after its retries) cancels the
 //!   rest of the call, and [`FanOutClient::fetch_all`] returns that error at once;
@@ -62,9 +66,48 @@
 //!
 //! [`FetchError`] tells which user ID failed, the [`ErrorKind`], the HTTP status if
 //! the server answered, and how many attempts were made. Retried, with exponential
-//! backoff and full jitter: statuses 429, 502, 503 and 504 (obeying `Retry-After` in
-//! seconds up to a cap), connection errors and timeouts. Any other status fails at once.
+//! backoff and full jitter: statuses 502, 503 and 504, connection errors and timeouts.
+//! A 429 (or a 503 with `Retry-After`) pauses and slows the client instead (see
+//! above). Any other status fails at once.
 //! A bad configuration is a [`ConfigError`] from `build`, never a panic.
+//!
+//! # Listening to the server
+//!
+//! The configured limit is a ceiling; the server can only lower it:
+//!
+//! - A 429, or a 503 with `Retry-After` (seconds or an HTTP-date), pauses every worker
+//!   of the client, in every call, until then. The ID is sent again after the pause,
+//!   and the throttled try does not count against `max_attempts`; an ID throttled for
+//!   longer than [`FanOutClientBuilder::max_throttled`] fails.
+//! - Rate-limit headers (IETF `RateLimit-Policy`/`RateLimit`, `X-RateLimit-*`,
+//!   `RateLimit-Limit`/`-Remaining`/`-Reset`) set the pace: the server's refill rate
+//!   when it is lower than the configured one, and a conservative estimate of what its
+//!   bucket holds.
+//! - Without headers, 429s lower the rate to what the server was measured to accept,
+//!   bursts ramp up again from one, and the rate rises by small steps after runs of
+//!   successes ([`FanOutClientBuilder::adaptive_rate`] turns this off).
+//!
+//! [`FanOutClient::stats`] shows the rate kept to, where it came from
+//! ([`RateSource`]), and how many answers were throttled.
+//!
+//! ```no_run
+//! use fanout::FanOutClient;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = FanOutClient::builder("https://api.example.com/users/{id}")
+//!     .rate("5000/h".parse()?, 100) // the documented quota, as an upper bound
+//!     .build()?;
+//! let bodies = client.fetch_all(&[1, 2, 3])?;
+//! let stats = client.stats();
+//! println!(
+//!     "{} bodies, {} throttled answers, now at {:?} ({:?})",
+//!     bodies.len(),
+//!     stats.throttled,
+//!     stats.effective_rate,
+//!     stats.rate_source
+//! );
+//! # Ok(()) }
+//! ```
 //!
 //! # Timeouts
 //!

@@ -1,8 +1,5 @@
 //! What a response says about the server's quota: `Retry-After`, and the three families of rate-limit headers.
 
-// Used by the engine from the next commit.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -48,7 +48,8 @@ pub(crate) struct AttemptError {
     pub(crate) retry_after: Option<Duration>,
     /// How the server answered, if it did: `None` for a transport failure.
     pub(crate) answer: Option<Answer>,
-    pub(crate) quota: Option<ServerQuota>,
+    /// Boxed: failures are rare, and a small `Err` keeps `Result` cheap to move.
+    pub(crate) quota: Option<Box<ServerQuota>>,
 }
 
 impl AttemptError {
@@ -156,14 +157,14 @@ impl Http {
                 retryable: is_retryable_status(status),
                 retry_after,
                 answer: Some(answer),
-                quota,
+                quota: quota.map(Box::new),
             });
         }
         read_body(response.body_mut(), self.max_body_bytes, body).map_err(|e| {
             let mut failed = with_status(classify_ureq_error(e, deadline_bound), status);
             // The server let it through; only reading its body failed.
             failed.answer = Some(Answer::Accepted);
-            failed.quota = quota.clone();
+            failed.quota = quota.clone().map(Box::new);
             failed
         })?;
         Ok(Reply {
