@@ -128,10 +128,19 @@ impl Rate {
         if per_second >= 1000.0 {
             Rate::new(per_second.round() as u64, Duration::from_secs(1)).ok()
         } else {
+            // Reduced, so that 20/s shows as 20/s and not as 20000000/1000000s.
             let micro = (per_second * 1e6).round().max(1.0) as u64;
-            Rate::new(micro, Duration::from_secs(1_000_000)).ok()
+            let common = gcd(micro, 1_000_000);
+            Rate::new(micro / common, Duration::from_secs(1_000_000 / common)).ok()
         }
     }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 impl PartialEq for Rate {
@@ -324,6 +333,8 @@ mod tests {
     fn computed_rates_keep_their_value() {
         let r = Rate::from_per_second(12.345).unwrap();
         assert!((r.as_per_second() - 12.345).abs() < 1e-6);
+        assert_eq!(Rate::from_per_second(20.0).unwrap().to_string(), "20/s");
+        assert_eq!(Rate::from_per_second(0.5).unwrap().to_string(), "1/2s");
         assert!(Rate::from_per_second(0.0).is_none());
         assert!(Rate::from_per_second(f64::NAN).is_none());
     }

@@ -87,6 +87,8 @@ pub(crate) struct Snapshot {
 const PROBE_AFTER: Duration = Duration::from_secs(1);
 /// The longest any single wait is, so that nothing waits forever on a bad header.
 const LONGEST_WAIT: Duration = Duration::from_secs(366 * 24 * 60 * 60);
+/// Before any measure, the shortest span a first burst is spread over.
+const FIRST_SPAN: Duration = Duration::from_millis(250);
 /// The slowest rate adaptation goes down to: one request a minute.
 const SLOWEST: f64 = 1.0 / 60.0;
 /// A run of successes this long (at the current rate) raises the rate by one step.
@@ -96,7 +98,7 @@ const RAISE_STEP: f64 = 0.02;
 /// Samples kept for estimating a refill rate from `remaining`.
 const SAMPLES: usize = 64;
 /// The shortest and longest spans a refill estimate is made over.
-const SHORTEST_SPAN: Duration = Duration::from_millis(1000);
+const SHORTEST_SPAN: Duration = Duration::from_millis(250);
 const LONGEST_SPAN: Duration = Duration::from_secs(30);
 
 /// Shared by every worker of a client.
@@ -129,7 +131,12 @@ struct State {
     applied: Option<u64>,
     /// When the server said its quota is restored, and to how much.
     reset: Option<(Instant, f64)>,
+    /// Answers with `remaining`, in the order their requests were sent.
     samples: VecDeque<Sample>,
+    /// The numbers of recent requests the server refused.
+    refused: VecDeque<u64>,
+    /// Recent estimates of the refill rate from `remaining`, with their times.
+    estimates: VecDeque<(Instant, f64)>,
     /// Accepted answers so far.
     accepted: u64,
     adaptation: Adaptation,
@@ -145,9 +152,10 @@ struct Bank {
 
 #[derive(Debug, Clone, Copy)]
 struct Sample {
+    /// The request's number and when it was sent: about when the server counted it.
+    seq: u64,
     at: Instant,
     remaining: f64,
-    accepted: u64,
     /// `remaining` was one below the bucket's size: it may have been full before.
     full: bool,
 }
@@ -237,6 +245,9 @@ impl Throttle {
                 at: now,
             };
         }
+        if let Some((_, restored)) = &mut state.reset {
+            *restored -= 1.0;
+        }
         state.adaptation.first_send.get_or_insert(now);
         Ok(Sent { seq, at: now })
     }
@@ -269,8 +280,18 @@ impl Throttle {
                 adaptation.first_burst += 1.0;
             }
         }
+        let refused = matches!(answer, Answer::Throttled { .. });
+        if refused {
+            if state.refused.len() == SAMPLES {
+                state.refused.pop_front();
+            }
+            state.refused.push_back(sent.seq);
+        }
         if let Some(quota) = quota {
-            state.read_headers(sent, sent_after, now, quota, &self.settings);
+            // Requests sent after this one and refused took nothing.
+            let refused_after = state.refused.iter().filter(|&&r| r > sent.seq).count() as u64;
+            let pending = sent_after.saturating_sub(refused_after);
+            state.read_headers(sent, pending, now, quota, &self.settings);
         }
         match answer {
             Answer::Throttled { retry_after } => {
@@ -282,17 +303,20 @@ impl Throttle {
                         effect.pause = Some(pause);
                     }
                 }
-                // Its bucket is empty now, less what we sent since. Without
-                // adaptation or headers, only the pause holds requests back.
-                if self.settings.adaptive || state.bank.is_some() {
+                // Headers, once seen, replace the guess: their estimate of the
+                // bucket is already empty, and a rate they state or show stands.
+                let headers = quota.is_some() || state.header_cap.is_some();
+                if self.settings.adaptive && !headers && sent.seq >= state.adaptation.wave_end {
+                    let sends = self.sends.load(Ordering::Relaxed);
+                    state.decrease(sent, now, before.0, sends, &self.settings);
+                }
+                // Its bucket is empty now, less what we sent since. With no rate to
+                // refill it at and no headers, only the pause holds requests back.
+                if state.bank.is_some() || state.server_rate().is_some() {
                     state.bank = Some(Bank {
                         tokens: -(sent_after as f64),
                         at: now,
                     });
-                }
-                if self.settings.adaptive && sent.seq >= state.adaptation.wave_end {
-                    let sends = self.sends.load(Ordering::Relaxed);
-                    state.decrease(sent, now, before.0, sends, &self.settings);
                 }
             }
             // Successes of requests sent before the last decrease prove nothing
@@ -402,7 +426,7 @@ impl State {
             return cap;
         };
         let mut tokens = bank.tokens;
-        if let Some((reset_at, restored)) = self.reset {
+        if let (Some((reset_at, restored)), None) = (self.reset, self.server_rate()) {
             if at >= reset_at && bank.at < reset_at {
                 tokens = tokens.max(restored);
             }
@@ -468,11 +492,13 @@ impl State {
                 self.applied = Some(sent.seq);
             }
             if quota.policy_rate.is_none() {
-                self.sample(now, remaining, shown);
+                self.sample(sent, remaining, shown);
             }
         }
         if let Some(reset) = quota.reset {
-            let restored = limit.or(self.header_cap).unwrap_or(1.0);
+            // What is restored then, less what was sent since this request: those
+            // may not have been counted yet.
+            let restored = limit.or(self.header_cap).unwrap_or(1.0) - sent_after as f64;
             self.reset = Some((now + reset.min(LONGEST_WAIT), restored));
         }
     }
@@ -480,17 +506,30 @@ impl State {
     /// Estimates the refill rate from how `remaining` moved, for headers that state
     /// no window: over the longest recent span in which the bucket was never full,
     /// what came back (the rise of `remaining` plus what was taken) per second.
-    fn sample(&mut self, now: Instant, remaining: f64, shown: f64) {
+    ///
+    /// Answers come back out of order (a refusal at once, an acceptance after the
+    /// server's work), so samples are ordered and timed by their requests' sends, and
+    /// what was taken between two of them is the requests sent between them less
+    /// those refused.
+    fn sample(&mut self, sent: Sent, remaining: f64, shown: f64) {
         let cap = self.header_cap.unwrap_or(shown);
         if self.samples.len() == SAMPLES {
             self.samples.pop_front();
         }
-        self.samples.push_back(Sample {
-            at: now,
-            remaining,
-            accepted: self.accepted,
-            full: remaining + 1.0 >= cap,
-        });
+        let at = self.samples.partition_point(|s| s.seq < sent.seq);
+        self.samples.insert(
+            at,
+            Sample {
+                seq: sent.seq,
+                at: sent.at,
+                remaining,
+                full: remaining + 1.0 >= cap,
+            },
+        );
+        if at + 1 != self.samples.len() {
+            // Not the newest: it adds nothing to the latest estimate.
+            return;
+        }
         let newest = self.samples[self.samples.len() - 1];
         let mut oldest = None;
         for sample in self.samples.iter().rev().skip(1) {
@@ -507,15 +546,37 @@ impl State {
         if span < SHORTEST_SPAN {
             return;
         }
-        let taken = newest.accepted.saturating_sub(oldest.accepted) as f64;
+        let sent_between = newest.seq - oldest.seq;
+        let refused = self
+            .refused
+            .iter()
+            .filter(|&&r| r > oldest.seq && r <= newest.seq)
+            .count() as u64;
+        let taken = sent_between.saturating_sub(refused) as f64;
         let refilled = newest.remaining - oldest.remaining + taken;
-        if refilled > 0.0 {
-            self.header_rate = Some(refilled / span.as_secs_f64());
+        if refilled <= 0.0 {
+            return;
         }
+        // Each estimate is at most the true rate (the bucket may have been full
+        // unseen), so the highest recent one is the best.
+        if self.estimates.len() == SAMPLES {
+            self.estimates.pop_front();
+        }
+        self.estimates
+            .push_back((newest.at, refilled / span.as_secs_f64()));
+        let recent = newest.at.checked_sub(LONGEST_SPAN);
+        self.header_rate = self
+            .estimates
+            .iter()
+            .filter(|(at, _)| recent.is_none_or(|r| *at >= r))
+            .map(|(_, rate)| *rate)
+            .reduce(f64::max);
     }
 
     /// One signal that the rate is too high: lower it to what the server accepted
-    /// since the last signal, or (without that measure) halve it.
+    /// between the last signal and this one, or before the first, by what got
+    /// through per second so far (at most halving). Without a rate to lower and
+    /// nothing measured, only the pause and slow start apply.
     fn decrease(
         &mut self,
         throttled: Sent,
@@ -526,20 +587,14 @@ impl State {
     ) {
         let adaptation = &mut self.adaptation;
         let resume = self.pause_until.filter(|p| *p > now).unwrap_or(now);
-        let current = current.unwrap_or_else(|| {
-            // No limit configured: the rate we were sending at.
-            let since = adaptation
-                .first_send
-                .map_or(Duration::from_secs(1), |f| now.saturating_duration_since(f))
-                .max(Duration::from_secs(1));
-            sends as f64 / since.as_secs_f64()
-        });
+        // Everything sent since the last wave and before this request got through,
+        // or the 429 would have come sooner: that is what the server accepted,
+        // answered or not yet.
+        let accepted = throttled.seq.saturating_sub(adaptation.wave_end) as f64;
         let measured = match adaptation.last_signal {
-            Some(signal) if !settings.shared => {
-                // Everything sent since the last wave and before this request got
-                // through, or the 429 would have come sooner: that is what the
-                // server accepted, answered or not yet.
-                let accepted = throttled.seq.saturating_sub(adaptation.wave_end) as f64;
+            // Other processes' requests are not in our count.
+            _ if settings.shared => None,
+            Some(signal) => {
                 let span = throttled
                     .at
                     .saturating_duration_since(signal.resume)
@@ -549,24 +604,44 @@ impl State {
                     .resume
                     .saturating_duration_since(signal.at)
                     .as_secs_f64();
-                let banked = adaptation.first_burst.min(current * paused);
+                let banked = adaptation
+                    .first_burst
+                    .min(current.unwrap_or(f64::INFINITY) * paused);
                 // Less than a token was left when it refused: count half of one.
                 let refilled = accepted - banked + 0.5;
                 (span >= 0.1 && refilled >= 1.0).then(|| refilled / span)
             }
-            _ => None,
+            None => {
+                // A first burst is not a rate: spread it over a quarter second at least.
+                let since = adaptation
+                    .first_send
+                    .map_or(Duration::ZERO, |f| {
+                        throttled.at.saturating_duration_since(f)
+                    })
+                    .max(FIRST_SPAN);
+                (accepted >= 2.0).then(|| accepted / since.as_secs_f64())
+            }
         };
-        if adaptation.last_signal.is_none() {
+        let first = adaptation.last_signal.is_none();
+        if first {
             adaptation.first_wave_end = Some(sends);
             adaptation.first_burst = self.accepted as f64;
         }
-        let lowered = match measured {
-            Some(measured) => measured.min(current * 0.95),
-            None => current * 0.5,
+        let lowered = match (current, measured) {
+            (Some(current), Some(measured)) if first => {
+                Some(measured.clamp(current * 0.5, current * 0.95))
+            }
+            (Some(current), Some(measured)) => {
+                Some(measured.min(current * 0.95).max(current * 0.1))
+            }
+            (Some(current), None) => Some(current * 0.5),
+            (None, measured) => measured,
         };
-        let lowered = lowered.max(current * 0.1).max(SLOWEST);
-        self.adapted_rate = Some(lowered);
-        adaptation.step = lowered * RAISE_STEP;
+        if let Some(lowered) = lowered {
+            let lowered = lowered.max(SLOWEST);
+            self.adapted_rate = Some(lowered);
+            adaptation.step = lowered * RAISE_STEP;
+        }
         adaptation.wave_end = sends;
         adaptation.last_signal = Some(Signal { at: now, resume });
         adaptation.accepted_since_signal = 0;
