@@ -1,6 +1,7 @@
 //! Measures `fanout` against its goals on a local downstream and prints one table:
-//! rate and concurrency efficiency, per-request overhead beside a plain `ureq` loop,
-//! cancellation latency, and the thread count during a large call.
+//! rate and concurrency efficiency, obedience to a server's quota, per-request
+//! overhead beside a plain `ureq` loop, cancellation latency, and the thread count
+//! during a large call.
 //!
 //! Run with `cargo run --release -p fanout-bench`. The downstream runs in a child
 //! process (this binary re-executed with the hidden `serve` argument), so the CPU time
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use fanout::{Bodies, FanOutClient};
+use fanout::{Bodies, FanOutClient, Rate};
 
 use crate::server::Server;
 
@@ -41,11 +42,16 @@ const CANCEL_IDS: u64 = 8;
 const MEMORY_IDS: u64 = 1_000_000;
 /// IDs in the call watched by the thread-count figure.
 const THREAD_IDS: u64 = 20_000;
+/// IDs in each run of the throttle figure.
+const THROTTLE_IDS: u64 = 150;
+/// The rate the throttle figure's client is told: four times the server's.
+const THROTTLE_TOLD: u64 = 40;
 
 /// The figures, by the name that selects one on the command line.
-const FIGURES: [&str; 6] = [
+const FIGURES: [&str; 7] = [
     "rate",
     "concurrency",
+    "throttle",
     "overhead",
     "threads",
     "cancel",
@@ -90,6 +96,10 @@ fn main() -> BenchResult<()> {
     if wanted("concurrency") {
         eprintln!("concurrency efficiency (about 6 s)...");
         concurrency_efficiency(addr, &mut table)?;
+    }
+    if wanted("throttle") {
+        eprintln!("throttle (about 30 s)...");
+        notes.extend(throttle(addr, &mut table)?);
     }
     if wanted("overhead") {
         eprintln!("overhead ({OVERHEAD_ROUNDS} rounds of {OVERHEAD_IDS} per side)...");
@@ -329,6 +339,147 @@ fn concurrency_efficiency(addr: SocketAddr, table: &mut Table) -> BenchResult<()
         verdict(ratio, ratio <= 1.01),
     );
     Ok(())
+}
+
+/// One run of the throttle figure.
+struct ThrottleRun {
+    label: &'static str,
+    /// The server's rate-limit headers: `none`, `ietf` or `x`.
+    headers: &'static str,
+    adaptive: bool,
+    /// Most 429 share and wall/ideal; `None` for the reference run.
+    goals: Option<(f64, f64)>,
+}
+
+/// What one throttle run measured.
+struct ThrottleResult {
+    wall: f64,
+    stats: fanout::Stats,
+}
+
+/// Figure: a client told four times the server's quota keeps to the quota once the
+/// server says so, by 429s alone or by rate-limit headers.
+///
+/// The runs go side by side, each with its own client and server bucket: the server
+/// paces them, at 10 requests a second each, so they do not contend for the CPUs, and
+/// the figure takes as long as its slowest run rather than the sum.
+fn throttle(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
+    let runs = [
+        ThrottleRun {
+            label: "no headers",
+            headers: "none",
+            adaptive: true,
+            goals: Some((0.05, 1.15)),
+        },
+        ThrottleRun {
+            label: "IETF RateLimit headers",
+            headers: "ietf",
+            adaptive: true,
+            goals: Some((0.03, 1.05)),
+        },
+        ThrottleRun {
+            label: "X-RateLimit headers",
+            headers: "x",
+            adaptive: true,
+            goals: Some((0.03, 1.05)),
+        },
+        ThrottleRun {
+            label: "no headers, adaptive_rate(false)",
+            headers: "none",
+            adaptive: false,
+            goals: None,
+        },
+    ];
+    let results: Vec<BenchResult<ThrottleResult>> = thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| scope.spawn(move || throttle_run(addr, i, run)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("run panicked".into())))
+            .collect()
+    });
+    // The burst goes at once, the rest at the server's rate; the last then takes its
+    // latency.
+    let ideal = (THROTTLE_IDS as f64 - server::QUOTA_BURST) / server::QUOTA_RATE
+        + server::QUOTA_LATENCY.as_secs_f64();
+    let mut notes = vec![format!(
+        "throttle runs (server {}/s burst {}, client told {THROTTLE_TOLD}/s burst \
+         {THROTTLE_TOLD}): requests sent, answered 429, rate kept at the end and its source:",
+        server::QUOTA_RATE,
+        server::QUOTA_BURST
+    )];
+    for (run, result) in runs.iter().zip(results) {
+        let ThrottleResult { wall, stats } = result.map_err(|e| format!("{}: {e}", run.label))?;
+        let share = stats.throttled as f64 / stats.requests_sent as f64;
+        let ratio = wall / ideal;
+        let figure = format!("throttle, told 4x quota, {}", run.label);
+        let shares = format!(
+            "{:.1} % ({} of {})",
+            share * 100.0,
+            stats.throttled,
+            stats.requests_sent
+        );
+        let timed = format!("{wall:.2} s (ideal {ideal:.2} s)");
+        match run.goals {
+            Some((most_share, most_ratio)) => {
+                table.row(
+                    &format!("{figure}: 429 share"),
+                    shares,
+                    &format!("<= {:.0} %", most_share * 100.0),
+                    verdict(share, share <= most_share),
+                );
+                table.row(
+                    &format!("{figure}: wall"),
+                    timed,
+                    &format!("wall/ideal <= {most_ratio:.2}"),
+                    verdict(ratio, ratio <= most_ratio),
+                );
+            }
+            None => table.row(
+                &figure,
+                format!("429 share {shares}; {timed}, {ratio:.4} x ideal"),
+                "-",
+                "-".into(),
+            ),
+        }
+        notes.push(format!(
+            "  {}: {} sent, {} answered 429, {} ({:?})",
+            run.label,
+            stats.requests_sent,
+            stats.throttled,
+            stats.effective_rate.map_or_else(
+                || "no limit".into(),
+                |r| format!("{:.2}/s", r.as_per_second())
+            ),
+            stats.rate_source
+        ));
+    }
+    Ok(notes)
+}
+
+/// One run of the throttle figure, on a fresh client and a fresh server bucket.
+fn throttle_run(addr: SocketAddr, index: usize, run: &ThrottleRun) -> BenchResult<ThrottleResult> {
+    // A run name of its own, so each run meets a full bucket of its own.
+    let template = format!(
+        "http://{addr}/quota/{}/run{index}/users/{{id}}",
+        run.headers
+    );
+    let client = FanOutClient::builder(template)
+        .rate(Rate::per_second(THROTTLE_TOLD)?, THROTTLE_TOLD)
+        .max_in_flight(8)
+        .adaptive_rate(run.adaptive)
+        .build()?;
+    let start = Instant::now();
+    let got = client.fetch_all(&ids(0..THROTTLE_IDS))?;
+    let wall = start.elapsed().as_secs_f64();
+    check_all(&got, THROTTLE_IDS as usize)?;
+    Ok(ThrottleResult {
+        wall,
+        stats: client.stats(),
+    })
 }
 
 /// This process's resource usage so far, all threads.

@@ -6,8 +6,15 @@
 //! - `/lat/MS/users/ID`: answers 200 with a 64-byte body, MS milliseconds after the
 //!   request arrived;
 //! - `/cancel/users/ID`: ID 0 answers 500 after [`FAIL_AFTER`]; any other ID hangs
-//!   until [`Server::release_hung`] (or [`HANG_LIMIT`]), then answers 200.
+//!   until [`Server::release_hung`] (or [`HANG_LIMIT`]), then answers 200;
+//! - `/quota/HEADERS/RUN/users/ID`: a rate-limited API. A token bucket of
+//!   [`QUOTA_RATE`] a second and [`QUOTA_BURST`] at once, full when RUN is first seen,
+//!   judges each arrival: with a token, 200 after [`QUOTA_LATENCY`]; without, 429 at
+//!   once with `Retry-After`. HEADERS is `none`, `ietf` (`RateLimit-Policy` and
+//!   `RateLimit`) or `x` (`X-RateLimit-*`), sent on every answer.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,6 +29,12 @@ pub const FAIL_AFTER: Duration = Duration::from_millis(20);
 pub const HANG_LIMIT: Duration = Duration::from_secs(30);
 /// Size of every 200 body.
 pub const BODY_BYTES: usize = 64;
+/// Tokens a second of the `/quota/` bucket.
+pub const QUOTA_RATE: f64 = 10.0;
+/// Size of the `/quota/` bucket: the most requests it accepts at once.
+pub const QUOTA_BURST: f64 = 5.0;
+/// How long a request the `/quota/` bucket accepts takes; a 429 is answered at once.
+pub const QUOTA_LATENCY: Duration = Duration::from_millis(50);
 /// Longest request head line accepted.
 const MAX_LINE: u64 = 8 * 1024;
 /// Most header lines accepted in one request.
@@ -40,6 +53,69 @@ struct Shared {
     release: Mutex<(Sender<()>, Receiver<()>)>,
     /// When the last 500 of `/cancel/` started to be written.
     fail_written: Mutex<Option<Instant>>,
+    /// The `/quota/` buckets, by RUN: each run starts from a full bucket of its own.
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+/// What to answer: status, headers beyond `content-length`, body.
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn new(status: u16, body: Vec<u8>) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+}
+
+/// A token bucket judged on arrivals, as an API gateway judges them.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn full(now: Instant) -> Self {
+        Bucket {
+            tokens: QUOTA_BURST,
+            last: now,
+        }
+    }
+
+    /// Refills up to `now`, then takes a token if there is one.
+    fn admit(&mut self, now: Instant) -> bool {
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * QUOTA_RATE).min(QUOTA_BURST);
+        self.last = now;
+        let accepted = self.tokens >= 1.0;
+        if accepted {
+            self.tokens -= 1.0;
+        }
+        accepted
+    }
+
+    /// Whole tokens left.
+    fn left(&self) -> u64 {
+        self.tokens.floor() as u64
+    }
+
+    /// Whole seconds, rounded up, until the bucket is full.
+    fn full_in(&self) -> u64 {
+        ((QUOTA_BURST - self.tokens) / QUOTA_RATE).ceil() as u64
+    }
+
+    /// Whole seconds, rounded up, until the next token: at least 1, since
+    /// `Retry-After: 0` would invite the client straight back.
+    fn token_in(&self) -> u64 {
+        (((1.0 - self.tokens) / QUOTA_RATE).ceil() as u64).max(1)
+    }
 }
 
 impl Server {
@@ -50,6 +126,7 @@ impl Server {
         let shared = Arc::new(Shared {
             release: Mutex::new(crossbeam_channel::bounded(0)),
             fail_written: Mutex::new(None),
+            buckets: Mutex::new(HashMap::new()),
         });
         let accepting = Arc::clone(&shared);
         thread::Builder::new()
@@ -104,8 +181,8 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
     // Ends when the client closes or sends something this server does not speak.
     while let Ok(Some(target)) = read_request(&mut reader, &mut line) {
         let arrived = Instant::now();
-        let (status, body) = answer(shared, &target, arrived);
-        if write_response(shared, &mut writer, status, &body).is_err() {
+        let reply = answer(shared, &target, arrived);
+        if write_response(shared, &mut writer, &reply).is_err() {
             return;
         }
     }
@@ -140,33 +217,88 @@ fn read_line(reader: &mut impl BufRead, line: &mut String) -> io::Result<bool> {
     Ok(read > 0)
 }
 
-/// Waits as the path asks, then gives the status and body to answer with.
-fn answer(shared: &Shared, target: &str, arrived: Instant) -> (u16, Vec<u8>) {
+/// Waits as the path asks, then gives the answer.
+fn answer(shared: &Shared, target: &str, arrived: Instant) -> Reply {
     let parts: Vec<&str> = target.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
         ["lat", ms, "users", id] => {
             let (Ok(ms), Ok(id)) = (ms.parse::<u64>(), id.parse::<u64>()) else {
-                return (404, Vec::new());
+                return Reply::new(404, Vec::new());
             };
             // The latency is measured from arrival, not from when this thread woke.
             sleep_until(arrived + Duration::from_millis(ms));
-            (200, body(id))
+            Reply::new(200, body(id))
         }
         ["cancel", "users", id] => {
             let Ok(id) = id.parse::<u64>() else {
-                return (404, Vec::new());
+                return Reply::new(404, Vec::new());
             };
             if id == 0 {
                 sleep_until(arrived + FAIL_AFTER);
-                (500, b"failed on purpose".to_vec())
+                Reply::new(500, b"failed on purpose".to_vec())
             } else {
                 let released = lock(&shared.release).1.clone();
                 // Ends early when the bench drops the sender: a disconnect, not a value.
                 let _ = released.recv_timeout(HANG_LIMIT);
-                (200, body(id))
+                Reply::new(200, body(id))
             }
         }
-        _ => (404, Vec::new()),
+        ["quota", headers, run, "users", id] => {
+            let Ok(id) = id.parse::<u64>() else {
+                return Reply::new(404, Vec::new());
+            };
+            if !["none", "ietf", "x"].contains(headers) {
+                return Reply::new(404, Vec::new());
+            }
+            let reply = {
+                let mut buckets = lock(&shared.buckets);
+                // Read under the lock, so the bucket sees arrivals in the order it judges them.
+                let now = Instant::now();
+                let bucket = buckets
+                    .entry((*run).to_owned())
+                    .or_insert_with(|| Bucket::full(now));
+                let mut reply = if bucket.admit(now) {
+                    Reply::new(200, body(id))
+                } else {
+                    let mut reply = Reply::new(429, Vec::new());
+                    reply
+                        .headers
+                        .push(("retry-after", bucket.token_in().to_string()));
+                    reply
+                };
+                quota_headers(&mut reply, headers, bucket);
+                reply
+            };
+            if reply.status == 200 {
+                sleep_until(arrived + QUOTA_LATENCY);
+            }
+            reply
+        }
+        _ => Reply::new(404, Vec::new()),
+    }
+}
+
+/// The rate-limit headers of style `style`, as `bucket` stands after judging.
+fn quota_headers(reply: &mut Reply, style: &str, bucket: &Bucket) {
+    let (left, full_in) = (bucket.left(), bucket.full_in());
+    match style {
+        "ietf" => {
+            let policy = format!("\"default\";q={};w=1", QUOTA_RATE as u64);
+            reply.headers.push(("ratelimit-policy", policy));
+            let state = format!("\"default\";r={left};t={full_in}");
+            reply.headers.push(("ratelimit", state));
+        }
+        "x" => {
+            let limit = (QUOTA_BURST as u64).to_string();
+            reply.headers.push(("x-ratelimit-limit", limit));
+            reply
+                .headers
+                .push(("x-ratelimit-remaining", left.to_string()));
+            reply
+                .headers
+                .push(("x-ratelimit-reset", full_in.to_string()));
+        }
+        _ => {}
     }
 }
 
@@ -182,23 +314,24 @@ fn body(id: u64) -> Vec<u8> {
     format!("{id:0width$}", width = BODY_BYTES).into_bytes()
 }
 
-fn write_response(
-    shared: &Shared,
-    writer: &mut TcpStream,
-    status: u16,
-    body: &[u8],
-) -> io::Result<()> {
+fn write_response(shared: &Shared, writer: &mut TcpStream, reply: &Reply) -> io::Result<()> {
+    let status = reply.status;
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
+        429 => "Too Many Requests",
         _ => "Internal Server Error",
     };
-    let mut response = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    response.extend_from_slice(body);
+    // Sized for head and body: usually one allocation per response.
+    let mut head = String::with_capacity(64 + reply.body.len());
+    // Writing to a String cannot fail.
+    let _ = write!(head, "HTTP/1.1 {status} {reason}\r\n");
+    for (name, value) in &reply.headers {
+        let _ = write!(head, "{name}: {value}\r\n");
+    }
+    let _ = write!(head, "content-length: {}\r\n\r\n", reply.body.len());
+    let mut response = head.into_bytes();
+    response.extend_from_slice(&reply.body);
     if status == 500 {
         // Stamped before the write, so the figure includes the write itself.
         *lock(&shared.fail_written) = Some(Instant::now());
