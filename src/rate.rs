@@ -167,6 +167,11 @@ impl fmt::Display for Rate {
         for (unit, unit_nanos) in UNITS_LARGEST_FIRST {
             if nanos % unit_nanos == 0 {
                 let count = nanos / unit_nanos;
+                if count > 1000 {
+                    // A computed rate, such as 5186287/500000s: per second reads better.
+                    let per_second = self.as_per_second();
+                    return write!(f, "{per_second:.3}/s");
+                }
                 return if count == 1 {
                     write!(f, "{}/{unit}", self.amount)
                 } else {
@@ -335,6 +340,10 @@ mod tests {
         assert!((r.as_per_second() - 12.345).abs() < 1e-6);
         assert_eq!(Rate::from_per_second(20.0).unwrap().to_string(), "20/s");
         assert_eq!(Rate::from_per_second(0.5).unwrap().to_string(), "1/2s");
+        assert_eq!(
+            Rate::from_per_second(10.372574).unwrap().to_string(),
+            "10.373/s"
+        );
         assert!(Rate::from_per_second(0.0).is_none());
         assert!(Rate::from_per_second(f64::NAN).is_none());
     }

@@ -161,7 +161,11 @@ fn plan(args: &DemoArgs) -> Result<Plan, UsageError> {
 }
 
 fn build_client(plan: &Plan, template: &str) -> Result<FanOutClient, UsageError> {
-    let builder = FanOutClient::builder(template).max_in_flight(plan.client_cap);
+    // The demo measures the configured limits against the server's: a client that
+    // slowed down on the server's 429s would hide a stricter server's verdict.
+    let builder = FanOutClient::builder(template)
+        .max_in_flight(plan.client_cap)
+        .adaptive_rate(false);
     let builder = match plan.client_rate {
         Some((rate, burst)) => builder.rate(rate, burst),
         None => builder.no_rate_limit(),
