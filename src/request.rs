@@ -9,11 +9,11 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{NextTimeout, time};
 use ureq::{Agent, Body};
 
-use crate::abort::TrackingConnector;
 use crate::error::{ErrorKind, FetchError};
 use crate::quota_headers::{self, ServerQuota};
 use crate::retry::is_retryable_status;
 use crate::throttle::Answer;
+use crate::transport::TrackingConnector;
 
 /// The shared agent and everything an attempt needs besides the URL.
 #[derive(Debug)]
