@@ -16,7 +16,7 @@ use crate::pool::Pool;
 use crate::rate::Rate;
 use crate::request::Http;
 use crate::retry::RetryPolicy;
-use crate::stats::{Counters, Stats};
+use crate::stats::Stats;
 use crate::stream::FetchIter;
 use crate::template::UrlTemplate;
 
@@ -379,11 +379,13 @@ impl FanOutClientBuilder {
                 self.timeout,
                 self.max_body_bytes,
             ),
-            limit: RateLimit::new(&self.rate, self.adaptive, self.max_in_flight)
-                .expect("validated rate and burst"),
+            limit: Arc::new(
+                RateLimit::new(&self.rate, self.adaptive, self.max_in_flight)
+                    .expect("validated rate and burst"),
+            ),
             template,
             retry: self.retry,
-            counters: Counters::default(),
+            counters: Arc::default(),
         });
         let pool = Pool::start(Arc::clone(&engine), self.max_in_flight)
             .map_err(|e| ConfigError::Spawn(e.to_string()))?;

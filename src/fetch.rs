@@ -13,24 +13,16 @@ use crate::retry::RetryPolicy;
 use crate::stats::Counters;
 use crate::template::UrlTemplate;
 use crate::throttle::Answer;
+use crate::wire::{self, Outcome};
 
 /// Everything the workers share: one agent, one token bucket, one set of counters.
 #[derive(Debug)]
 pub(crate) struct Engine {
     pub(crate) http: Http,
-    pub(crate) limit: RateLimit,
+    pub(crate) limit: Arc<RateLimit>,
     pub(crate) template: UrlTemplate,
     pub(crate) retry: RetryPolicy,
-    pub(crate) counters: Counters,
-}
-
-/// Counts a request as in flight for as long as it lives, panics included.
-struct InFlight<'a>(&'a Counters);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.request_finished();
-    }
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl Engine {
@@ -54,40 +46,50 @@ impl Engine {
         // When the server first throttled this ID, while it goes on doing so.
         let mut throttled_since: Option<Instant> = None;
         loop {
-            // Checked before taking a token, so a stopped call spends none.
+            // Checked before waiting for a token, so a stopped call spends none.
             signals.check().map_err(|s| stopped(s, attempt))?;
-            let (waited, sent) = match self.limit.take(signals) {
-                Ok(waited) => waited,
-                Err(NoToken::Stopped(stop)) => return Err(stopped(stop, attempt)),
-                Err(NoToken::Failed(e)) => {
-                    log::error!(user_id = id, attempt; "rate limiter failed: {e}");
+            if hops == 0 {
+                attempt += 1;
+            }
+            // Attempts that went, for errors raised before this one did.
+            let went_before = attempt - u32::from(hops == 0);
+            let url = redirected.as_deref().unwrap_or(&first_url);
+
+            // The token is taken at the wire, once the connection is ready.
+            self.counters.request_started(hops == 0 && attempt > 1);
+            let (result, outcome) = {
+                let wire = wire::enter(&self.limit, &self.counters, signals, self.http.timeout());
+                let _attempt = abort::enter(sockets);
+                let result = self.http.request(url, signals.deadline(), body);
+                (result, wire.outcome())
+            };
+            let sent = match outcome {
+                Outcome::Sent(went) => {
+                    self.counters.waited_for_token(went.waited);
+                    Some(went.sent)
+                }
+                Outcome::Refused(NoToken::Stopped(stop)) => {
+                    return Err(stopped(stop, went_before));
+                }
+                Outcome::Refused(NoToken::Failed(e)) => {
+                    log::error!(user_id = id, attempt = went_before; "rate limiter failed: {e}");
                     self.counters.id_failed();
                     let detail = e.to_string();
                     return Err(FetchError::new(ErrorKind::Limiter)
                         .with_user_id(id)
-                        .with_attempts(attempt)
+                        .with_attempts(went_before)
                         .with_detail(detail)
                         .with_source(e));
                 }
+                Outcome::NotSent => None,
             };
-            self.counters.waited_for_token(waited);
-            if hops == 0 {
-                attempt += 1;
-            }
-            let url = redirected.as_deref().unwrap_or(&first_url);
-
-            let started = sent.at();
-            self.counters.request_started(hops == 0 && attempt > 1);
-            let result = {
-                let _in_flight = InFlight(&self.counters);
-                let _attempt = abort::enter(sockets);
-                self.http.request(url, signals.deadline(), body)
-            };
-            let latency_ms = started.elapsed().as_millis() as u64;
+            let latency_ms = sent.map_or(0, |sent| sent.at().elapsed().as_millis() as u64);
 
             let failed = match result {
                 Ok(Reply { kind, quota }) => {
-                    self.limit.observe(sent, Answer::Accepted, quota.as_ref());
+                    if let Some(sent) = sent {
+                        self.limit.observe(sent, Answer::Accepted, quota.as_ref());
+                    }
                     match kind {
                         ReplyKind::Body { status } => {
                             log::debug!(
@@ -110,7 +112,7 @@ impl Engine {
                     }
                 }
                 Err(failed) => {
-                    if let Some(answer) = failed.answer {
+                    if let (Some(answer), Some(sent)) = (failed.answer, sent) {
                         self.limit.observe(sent, answer, failed.quota.as_deref());
                     }
                     failed

@@ -160,6 +160,7 @@ mod template;
 mod throttle;
 mod transport;
 mod turns;
+mod wire;
 
 pub use bodies::{Bodies, BodiesIter};
 pub use cancel::CancelToken;

@@ -14,6 +14,7 @@ use crate::quota_headers::{self, ServerQuota};
 use crate::retry::is_retryable_status;
 use crate::throttle::Answer;
 use crate::transport::TrackingConnector;
+use crate::wire;
 
 /// The shared agent and everything an attempt needs besides the URL.
 #[derive(Debug)]
@@ -81,9 +82,12 @@ impl Http {
         let config = Config::builder()
             // Status codes are ours to classify: a 503 is retried, a 404 is not.
             .http_status_as_error(false)
-            // Bounds connect, send and receive together. Safe only because our
-            // resolver never spawns a thread to honour it (see ThreadlessResolver).
-            .timeout_per_call(Some(timeout))
+            // Bounds connecting (TCP and TLS). From the moment the request takes its
+            // token at the wire, the transport bounds the rest (see `wire.rs`): the
+            // wait for a token is not the server's time. Safe only because our
+            // resolver never spawns a thread to honour a timeout (see
+            // ThreadlessResolver).
+            .timeout_connect(Some(timeout))
             .max_idle_connections(pool_size)
             .max_idle_connections_per_host(pool_size)
             .user_agent(concat!("fanout/", env!("CARGO_PKG_VERSION")))
@@ -104,6 +108,11 @@ impl Http {
         }
     }
 
+    /// The per-attempt timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Interrupts every request in flight on the agent and refuses new ones.
     pub(crate) fn shutdown(&self) {
         self.agent.clone().shutdown();
@@ -121,17 +130,20 @@ impl Http {
         body: &mut Vec<u8>,
     ) -> Result<Reply, AttemptError> {
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let deadline_bound = remaining.is_some_and(|r| r < self.timeout);
+        let connect_bound = remaining.is_some_and(|r| r < self.timeout);
         // The agent's own timeout serves the common case without a per-request config
         // to allocate.
-        let timeout = match remaining {
+        let connect_timeout = match remaining {
             Some(r) if r.is_zero() => return Err(timed_out(true, None)),
-            Some(r) if deadline_bound => Some(r),
+            Some(r) if connect_bound => Some(r),
             _ => None,
         };
+        // Once the request went, the caller's deadline or the attempt's timeout,
+        // whichever came first, is what bounds it.
+        let deadline_bound = || wire::deadline().map_or(connect_bound, |(_, callers)| callers);
         let mut response = self
-            .send(url, timeout)
-            .map_err(|e| classify_ureq_error(e, deadline_bound))?;
+            .send(url, connect_timeout)
+            .map_err(|e| classify_ureq_error(e, deadline_bound()))?;
         let status = response.status().as_u16();
         let quota = quota_headers::read(response.headers(), SystemTime::now());
 
@@ -161,7 +173,7 @@ impl Http {
             });
         }
         read_body(response.body_mut(), self.max_body_bytes, body).map_err(|e| {
-            let mut failed = with_status(classify_ureq_error(e, deadline_bound), status);
+            let mut failed = with_status(classify_ureq_error(e, deadline_bound()), status);
             // The server let it through; only reading its body failed.
             failed.answer = Some(Answer::Accepted);
             failed.quota = quota.clone().map(Box::new);
@@ -179,7 +191,7 @@ impl Http {
             request = request.header(name, value);
         }
         match timeout {
-            Some(t) => request.config().timeout_per_call(Some(t)).build().call(),
+            Some(t) => request.config().timeout_connect(Some(t)).build().call(),
             None => request.call(),
         }
     }

@@ -53,11 +53,16 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// An attempt starts (connecting, if need be, then sending).
     pub(crate) fn request_started(&self, is_retry: bool) {
         self.requests_sent.fetch_add(1, Ordering::Relaxed);
         if is_retry {
             self.retries.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// A request took its token and goes on the wire.
+    pub(crate) fn request_in_flight(&self) {
         let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak_in_flight.fetch_max(now, Ordering::Relaxed);
     }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, DefaultConnector, NextTimeout, ShutdownHandle,
@@ -10,6 +11,7 @@ use ureq::unversioned::transport::{
 };
 
 use crate::abort::{Socket, request_starts_on};
+use crate::wire;
 
 /// ureq's default connector, with each transport it makes wrapped in a
 /// [`TrackedTransport`].
@@ -69,19 +71,24 @@ impl Transport for TrackedTransport {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        // Every request, on a new or a pooled connection, starts by sending.
+        // Every request, on a new or a pooled connection, starts by sending: the
+        // connection is ready, so this is where the request takes its token.
+        let deadline = wire::before_write()
+            .map_err(|refused| ureq::Error::Io(std::io::Error::other(refused)))?;
         if let Some(socket) = &self.socket {
             request_starts_on(socket);
         }
-        self.inner.transmit_output(amount, coarse(timeout))
+        self.inner
+            .transmit_output(amount, bounded(timeout, deadline)?)
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.inner.maybe_await_input(coarse(timeout))
+        self.inner
+            .maybe_await_input(bounded(timeout, wire::deadline())?)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.inner.await_input(coarse(timeout))
+        self.inner.await_input(bounded(timeout, wire::deadline())?)
     }
 
     fn is_open(&mut self) -> bool {
@@ -91,6 +98,34 @@ impl Transport for TrackedTransport {
     fn is_tls(&self) -> bool {
         self.inner.is_tls()
     }
+}
+
+/// `timeout`, cut to the attempt's `deadline` (with whether it is the caller's), and
+/// rounded (see [`coarse`]) unless the caller's deadline is what bounds it: that one is
+/// kept exactly.
+fn bounded(
+    timeout: NextTimeout,
+    deadline: Option<(Instant, bool)>,
+) -> Result<NextTimeout, ureq::Error> {
+    let Some((deadline, callers)) = deadline else {
+        return Ok(coarse(timeout));
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(ureq::Error::Timeout(ureq::Timeout::PerCall));
+    }
+    let after = match timeout.after {
+        time::Duration::Exact(exact) if exact <= left => {
+            return Ok(coarse(timeout));
+        }
+        _ => left,
+    };
+    let cut = NextTimeout {
+        after: time::Duration::Exact(after),
+        reason: ureq::Timeout::PerCall,
+        ..timeout
+    };
+    Ok(if callers { cut } else { coarse(cut) })
 }
 
 /// `timeout` rounded up to 6 significant bits of whole milliseconds: 10 s becomes
