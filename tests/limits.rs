@@ -192,3 +192,51 @@ fn dropping_a_stream_early_stops_its_requests() {
     assert_eq!(client.stats().requests_sent, sent);
     assert!(server.request_count() <= 10);
 }
+
+#[test]
+fn a_wait_for_a_token_does_not_count_against_the_attempt_timeout() {
+    // Tokens come a second apart; each attempt may take 300 ms. The token is taken at
+    // the wire and the attempt's clock starts there, so waiting is not timing out.
+    let server = TestServer::start(|_| Reply::ok("x"));
+    let client = FanOutClient::builder(server.template())
+        .rate_limit(1, 1)
+        .timeout(Duration::from_millis(300))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let bodies = client.fetch_all(&[1, 2, 3]).expect("no attempt timed out");
+    assert_eq!(bodies.len(), 3);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+    let stats = client.stats();
+    assert!(stats.token_wait >= Duration::from_millis(1900), "{stats:?}");
+    assert_eq!(stats.in_flight, 0);
+}
+
+#[test]
+fn the_attempt_timeout_still_bounds_a_slow_answer_after_a_token_wait() {
+    // The second request waits a second for its token, then the server never answers:
+    // it times out 300 ms after it went, not 300 ms after the call began.
+    let server = TestServer::start(|id| match id {
+        Some(2) => Reply::Hang,
+        _ => Reply::ok("x"),
+    });
+    let client = FanOutClient::builder(server.template())
+        .rate_limit(1, 1)
+        .timeout(Duration::from_millis(300))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    client.fetch_all(&[1]).unwrap();
+    let started = Instant::now();
+    let err = client.fetch_all(&[2]).unwrap_err();
+    let elapsed = started.elapsed();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    // About 1 s for the token, then 300 ms (rounded up by at most 1/32).
+    assert!(elapsed >= Duration::from_millis(1200), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
