@@ -18,6 +18,8 @@ use ureq::unversioned::transport::{
     Transport, time,
 };
 
+use crate::phase::{self, Phase};
+
 /// The sockets the requests of one call are using right now.
 pub(crate) struct CallSockets {
     /// Tells this call apart in [`Socket::owner`].
@@ -170,7 +172,8 @@ fn request_starts_on(socket: &Arc<Socket>) {
 }
 
 /// ureq's default connector, with each transport it makes wrapped in a
-/// [`TrackedTransport`].
+/// [`TrackedTransport`]. Both mark each step of the request for its error message
+/// (see [`phase`]).
 #[derive(Debug, Default)]
 pub(crate) struct TrackingConnector {
     inner: DefaultConnector,
@@ -189,6 +192,8 @@ impl Connector<()> for TrackingConnector {
         let captured: Arc<Mutex<Option<Weak<dyn ShutdownHandle>>>> = Arc::default();
         let register_with_agent = Arc::clone(&details.register_shutdown);
         let capture = Arc::clone(&captured);
+        let tls_next = details.needs_tls();
+        phase::reached(Phase::Connect);
         let details = ConnectionDetails {
             uri: details.uri,
             addrs: details.addrs.clone(),
@@ -200,6 +205,10 @@ impl Connector<()> for TrackingConnector {
             current_time: Arc::clone(&details.current_time),
             run_connector: Arc::clone(&details.run_connector),
             register_shutdown: Arc::new(move |socket: Weak<dyn ShutdownHandle>| {
+                // Connected: what fails from here on is the TLS handshake.
+                if tls_next {
+                    phase::reached(Phase::Tls);
+                }
                 let mut slot = capture.lock().unwrap_or_else(|p| p.into_inner());
                 *slot = Some(socket.clone());
                 register_with_agent(socket)
@@ -236,15 +245,18 @@ impl Transport for TrackedTransport {
         if let Some(socket) = &self.socket {
             request_starts_on(socket);
         }
-        self.inner.transmit_output(amount, coarse(timeout))
+        phase::reached(Phase::Send);
+        phase::note(self.inner.transmit_output(amount, coarse(timeout)))
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.inner.maybe_await_input(coarse(timeout))
+        phase::reached(Phase::Head);
+        phase::note(self.inner.maybe_await_input(coarse(timeout)))
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.inner.await_input(coarse(timeout))
+        phase::reached(Phase::Head);
+        phase::note(self.inner.await_input(coarse(timeout)))
     }
 
     fn is_open(&mut self) -> bool {
