@@ -116,6 +116,14 @@ impl fmt::Display for ErrorKind {
 
 /// A fetch that failed for good: which ID, how, and after how many attempts.
 ///
+/// Its message is one short line: the ID, what failed and why, then notes in
+/// parentheses, such as
+/// `user 1: connect 127.0.0.1:1: connection refused (after 3 attempts)` or
+/// `user 9: timed out reading the body after 10 s`. It names the step that failed,
+/// and the host and port for a connection; never a query string, credentials or
+/// header. [`source`](StdError::source) keeps the error underneath (ureq's, the rate
+/// limiter's, or the last attempt's) for code that wants to look at it.
+///
 /// ```
 /// use fanout::{ErrorKind, FetchError};
 ///
@@ -133,8 +141,19 @@ pub struct FetchError {
     user_id: Option<u64>,
     status: Option<u16>,
     attempts: u32,
-    detail: Option<String>,
+    /// Boxed: most errors have none, and a small error keeps `Result` cheap to move.
+    words: Option<Box<Words>>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+/// What a [`FetchError`]'s message says besides its kind, status and attempts.
+#[derive(Debug, Default)]
+struct Words {
+    /// What failed and why, when more is known than the kind: stands in for the kind
+    /// in the message.
+    description: Option<String>,
+    /// A note on the failure, in parentheses after it.
+    detail: Option<String>,
 }
 
 impl FetchError {
@@ -144,7 +163,7 @@ impl FetchError {
             user_id: None,
             status: None,
             attempts: 0,
-            detail: None,
+            words: None,
             source: None,
         }
     }
@@ -164,8 +183,20 @@ impl FetchError {
         self
     }
 
+    pub(crate) fn with_description(mut self, description: impl Into<String>) -> Self {
+        self.words.get_or_insert_default().description = Some(description.into());
+        self
+    }
+
+    /// The same error, after `last`, the failure of the last attempt, which the
+    /// message names: a stop during a retry's backoff says what was being retried.
+    pub(crate) fn after_failure(self, last: FetchError) -> Self {
+        let note = format!("last attempt: {last}");
+        self.with_detail(note).with_source(last)
+    }
+
     pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.words.get_or_insert_default().detail = Some(detail.into());
         self
     }
 
@@ -210,18 +241,48 @@ impl fmt::Display for FetchError {
         if let Some(id) = self.user_id {
             write!(f, "user {id}: ")?;
         }
-        f.write_str(self.kind.describe())?;
-        if let Some(status) = self.status {
-            write!(f, " {status}")?;
+        let words = self.words.as_deref();
+        match words.and_then(|w| w.description.as_deref()) {
+            Some(description) => write_one_line(f, description)?,
+            None => {
+                f.write_str(self.kind.describe())?;
+                // A body too large or cut short came with a 200: no news.
+                if let (ErrorKind::Status, Some(status)) = (self.kind, self.status) {
+                    write!(f, " {status}")?;
+                }
+            }
         }
-        if let Some(detail) = &self.detail {
-            write!(f, " ({detail})")?;
+        // Notes, in one pair of parentheses: what else is known, then the attempts.
+        let attempts = (self.attempts > 1).then_some(self.attempts);
+        let detail = words.and_then(|w| w.detail.as_deref());
+        if detail.is_none() && attempts.is_none() {
+            return Ok(());
         }
-        if self.attempts > 1 {
-            write!(f, " after {} attempts", self.attempts)?;
+        f.write_str(" (")?;
+        if let Some(detail) = detail {
+            write_one_line(f, detail)?;
+            if attempts.is_some() {
+                f.write_str("; ")?;
+            }
         }
-        Ok(())
+        if let Some(n) = attempts {
+            write!(f, "after {n} attempts")?;
+        }
+        f.write_str(")")
     }
+}
+
+/// Writes `text` with any line break as a space: text from elsewhere (a server, a
+/// store) must not break the one-line message.
+fn write_one_line(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    let parts = text.split(['\n', '\r']).filter(|p| !p.is_empty());
+    for (i, part) in parts.enumerate() {
+        if i > 0 {
+            f.write_str(" ")?;
+        }
+        f.write_str(part)?;
+    }
+    Ok(())
 }
 
 impl StdError for FetchError {
@@ -242,7 +303,43 @@ mod tests {
             .with_user_id(42)
             .with_status(503)
             .with_attempts(3);
-        assert_eq!(err.to_string(), "user 42: http status 503 after 3 attempts");
+        assert_eq!(
+            err.to_string(),
+            "user 42: http status 503 (after 3 attempts)"
+        );
+    }
+
+    #[test]
+    fn a_description_stands_in_for_the_kind_and_notes_share_one_parenthesis() {
+        let err = FetchError::new(ErrorKind::Transport)
+            .with_user_id(1)
+            .with_attempts(3)
+            .with_description("connect 127.0.0.1:1: connection refused");
+        assert_eq!(
+            err.to_string(),
+            "user 1: connect 127.0.0.1:1: connection refused (after 3 attempts)"
+        );
+        let stopped = FetchError::new(ErrorKind::DeadlineExceeded)
+            .with_user_id(1)
+            .with_attempts(2)
+            .after_failure(FetchError::new(ErrorKind::Transport).with_description("reset"));
+        assert_eq!(
+            stopped.to_string(),
+            "user 1: deadline exceeded (last attempt: reset; after 2 attempts)"
+        );
+        assert_eq!(stopped.source().unwrap().to_string(), "reset");
+    }
+
+    #[test]
+    fn text_from_elsewhere_stays_on_one_line() {
+        let err = FetchError::new(ErrorKind::Limiter).with_detail("redis says:\r\nno\n");
+        assert_eq!(err.to_string(), "rate limiter failed (redis says: no)");
+    }
+
+    #[test]
+    fn an_error_stays_small() {
+        // Every `Result` of a fetch carries one, and an attempt's error wraps one.
+        assert!(std::mem::size_of::<FetchError>() <= 64);
     }
 
     #[test]

@@ -107,7 +107,8 @@ impl Engine {
                         }
                         ReplyKind::Redirect(_) => AttemptError::fatal(
                             FetchError::new(ErrorKind::Transport)
-                                .with_detail(format!("more than {MAX_REDIRECTS} redirects")),
+                                .with_description("too many redirects")
+                                .with_detail(format!("more than {MAX_REDIRECTS}")),
                         ),
                     }
                 }
@@ -181,8 +182,9 @@ impl Engine {
                 backoff_ms = backoff.as_millis() as u64;
                 "retrying: {}", failed.error
             );
+            // Stopped while waiting to retry: the failure is news, not the stop's doing.
             if let Err(stop) = signals.wait(backoff) {
-                return Err(stopped(stop, attempt).with_source(failed.error));
+                return Err(stopped(stop, attempt).after_failure(failed.error));
             }
         }
     }

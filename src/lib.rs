@@ -65,8 +65,10 @@
 //! # Errors
 //!
 //! [`FetchError`] tells which user ID failed, the [`ErrorKind`], the HTTP status if
-//! the server answered, and how many attempts were made. Retried, with exponential
-//! backoff and full jitter: statuses 502, 503 and 504, connection errors and timeouts.
+//! the server answered, and how many attempts were made; its message says what failed
+//! and why (`user 1: connect 127.0.0.1:1: connection refused (after 3 attempts)`).
+//! Retried, with exponential backoff and full jitter: statuses 502, 503 and 504,
+//! connection errors and timeouts.
 //! A 429 (or a 503 with `Retry-After`) pauses and slows the client instead (see
 //! above). Any other status fails at once.
 //! A bad configuration is a [`ConfigError`] from `build`, never a panic.
@@ -147,6 +149,7 @@ mod fetch;
 mod limit;
 mod limiter;
 mod lock;
+mod phase;
 mod pool;
 mod quota_headers;
 mod rate;

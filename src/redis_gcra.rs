@@ -91,6 +91,7 @@ const RETRY_REDIS_AFTER: Duration = Duration::from_secs(1);
 /// ```
 pub struct RedisGcra {
     client: redis::Client,
+    /// The URL without its password, for messages and logs.
     url: String,
     key: String,
     rate: Rate,
@@ -171,12 +172,13 @@ impl RedisGcra {
             )));
         }
         let client = redis::Client::open(url).map_err(|e| {
-            LimiterError::new(format!("invalid redis url {url:?}: {e}")).with_source(e)
+            LimiterError::new(format!("invalid redis url {:?}: {e}", without_secrets(url)))
+                .with_source(e)
         })?;
         let key = key.into();
         Ok(RedisGcra {
             client,
-            url: url.to_owned(),
+            url: without_secrets(url),
             adapted_key: adapted_key(&key),
             key,
             pause_script: redis::Script::new(PAUSE),
@@ -358,6 +360,20 @@ fn adapted_key(key: &str) -> String {
     }
 }
 
+/// A Redis URL without what may be secret: the user and password, and the query
+/// (where a `redis+unix` URL keeps its password).
+fn without_secrets(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
@@ -366,5 +382,26 @@ fn verdict(wait_us: u64) -> TryTake {
     match wait_us {
         0 => TryTake::Taken,
         us => TryTake::WaitFor(Duration::from_micros(us)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_in_messages_keep_no_password() {
+        let cases = [
+            ("redis://127.0.0.1:6379/", "redis://127.0.0.1:6379/"),
+            ("redis://:hunter2@cache:6379/0", "redis://***@cache:6379/0"),
+            ("rediss://user:p@ss@cache/", "rediss://***@cache/"),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=hunter2",
+                "redis+unix:///run/redis.sock",
+            ),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(without_secrets(url), shown);
+        }
     }
 }

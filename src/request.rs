@@ -10,6 +10,7 @@ use ureq::unversioned::transport::{NextTimeout, time};
 use ureq::{Agent, Body};
 
 use crate::error::{ErrorKind, FetchError};
+use crate::phase::{self, Phase};
 use crate::quota_headers::{self, ServerQuota};
 use crate::retry::is_retryable_status;
 use crate::throttle::Answer;
@@ -134,16 +135,31 @@ impl Http {
         // The agent's own timeout serves the common case without a per-request config
         // to allocate.
         let connect_timeout = match remaining {
-            Some(r) if r.is_zero() => return Err(timed_out(true, None)),
+            Some(r) if r.is_zero() => {
+                return Err(timed_out(
+                    FetchError::new(ErrorKind::DeadlineExceeded),
+                    true,
+                ));
+            }
             Some(r) if connect_bound => Some(r),
             _ => None,
         };
         // Once the request went, the caller's deadline or the attempt's timeout,
         // whichever came first, is what bounds it.
         let deadline_bound = || wire::deadline().map_or(connect_bound, |(_, callers)| callers);
+        let classify = |e, phase| {
+            FailedAt {
+                url,
+                phase,
+                deadline_bound: deadline_bound(),
+                timeout: self.timeout,
+            }
+            .classify(e)
+        };
+        phase::start();
         let mut response = self
             .send(url, connect_timeout)
-            .map_err(|e| classify_ureq_error(e, deadline_bound()))?;
+            .map_err(|e| classify(e, phase::current()))?;
         let status = response.status().as_u16();
         let quota = quota_headers::read(response.headers(), SystemTime::now());
 
@@ -172,8 +188,9 @@ impl Http {
                 quota: quota.map(Box::new),
             });
         }
+        phase::reached(Phase::Body);
         read_body(response.body_mut(), self.max_body_bytes, body).map_err(|e| {
-            let mut failed = with_status(classify_ureq_error(e, deadline_bound()), status);
+            let mut failed = with_status(classify(e, Phase::Body), status);
             // The server let it through; only reading its body failed.
             failed.answer = Some(Answer::Accepted);
             failed.quota = quota.clone().map(Box::new);
@@ -215,7 +232,10 @@ impl Http {
             return Err(AttemptError::fatal(
                 FetchError::new(ErrorKind::Status)
                     .with_status(response.status().as_u16())
-                    .with_detail(format!("redirect to another origin refused: {next}")),
+                    .with_detail(format!(
+                        "redirect to another origin refused: {}",
+                        without_query(&next)
+                    )),
             ));
         }
         Ok(Some(next))
@@ -257,16 +277,9 @@ fn resolve_location(base: &str, location: &str) -> Option<String> {
     resolved.parse::<Uri>().is_ok().then_some(resolved)
 }
 
-fn timed_out(deadline_bound: bool, source: Option<ureq::Error>) -> AttemptError {
-    let kind = if deadline_bound {
-        ErrorKind::DeadlineExceeded
-    } else {
-        ErrorKind::Timeout
-    };
-    let mut error = FetchError::new(kind);
-    if let Some(source) = source {
-        error = error.with_source(source);
-    }
+/// `error`, a timeout, as an attempt's failure: retried unless the caller's deadline
+/// ran out.
+fn timed_out(error: FetchError, deadline_bound: bool) -> AttemptError {
     AttemptError {
         // A timeout may pass; the caller's deadline will not come back.
         retryable: !deadline_bound,
@@ -295,31 +308,171 @@ fn read_body(body: &mut Body, limit: u64, into: &mut Vec<u8>) -> Result<(), ureq
     Ok(())
 }
 
-fn classify_ureq_error(error: ureq::Error, deadline_bound: bool) -> AttemptError {
+/// Where an attempt failed, and under which limits: what its message needs besides
+/// ureq's error.
+struct FailedAt<'a> {
+    url: &'a str,
+    phase: Phase,
+    /// The caller's deadline, not the per-attempt timeout, bounded this attempt.
+    deadline_bound: bool,
+    timeout: Duration,
+}
+
+impl FailedAt<'_> {
+    fn classify(&self, error: ureq::Error) -> AttemptError {
+        use ureq::Error as E;
+        match error {
+            E::Timeout(_) => self.timed_out(error),
+            E::Io(ref io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                self.timed_out(error)
+            }
+            E::BodyExceedsLimit(limit) => AttemptError::fatal(
+                FetchError::new(ErrorKind::TooLarge)
+                    .with_detail(format!("limit is {limit} bytes"))
+                    .with_source(error),
+            ),
+            // Refused, reset, closed early: the next attempt may well get through.
+            E::Io(_) | E::ConnectionFailed => AttemptError::transient(self.transport(error)),
+            // A host that does not resolve, garbage instead of HTTP, a redirect loop:
+            // retrying would fail the same way.
+            _ => AttemptError::fatal(self.transport(error)),
+        }
+    }
+
+    fn timed_out(&self, error: ureq::Error) -> AttemptError {
+        let activity = self.phase.activity(self.url);
+        let (kind, description) = if self.deadline_bound {
+            let description = format!("deadline exceeded {activity}");
+            (ErrorKind::DeadlineExceeded, description)
+        } else {
+            let after = seconds(self.timeout);
+            (
+                ErrorKind::Timeout,
+                format!("timed out {activity} after {after}"),
+            )
+        };
+        let error = FetchError::new(kind)
+            .with_description(description)
+            .with_source(error);
+        timed_out(error, self.deadline_bound)
+    }
+
+    fn transport(&self, error: ureq::Error) -> FetchError {
+        let why = match &error {
+            ureq::Error::HostNotFound => phase::take_lookup_error().map(|e| io_reason(&e)),
+            // ureq reads a reset as the end of input, and says only that it came early.
+            ureq::Error::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                phase::transport_error().map(|kind| io_reason(&kind.into()))
+            }
+            _ => None,
+        }
+        .unwrap_or_else(|| reason(&error));
+        let description = format!("{}: {why}", self.phase.subject(self.url));
+        FetchError::new(ErrorKind::Transport)
+            .with_description(description)
+            .with_source(error)
+    }
+}
+
+/// Why a request failed, from ureq's error, in the words of these messages: short and
+/// lowercase, and never with a URL (some of ureq's messages carry one).
+fn reason(error: &ureq::Error) -> String {
     use ureq::Error as E;
     match error {
-        E::Timeout(_) => timed_out(deadline_bound, Some(error)),
-        E::Io(ref io)
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ) =>
-        {
-            timed_out(deadline_bound, Some(error))
+        E::Io(io) => io_reason(io),
+        E::HostNotFound => "host not found".to_owned(),
+        E::ConnectionFailed => "connection failed".to_owned(),
+        E::Protocol(e) => {
+            let e = e.to_string();
+            let what = e.strip_prefix("http parse fail: ").unwrap_or(&e);
+            format!("not a valid http response: {what}")
         }
-        E::BodyExceedsLimit(limit) => AttemptError::fatal(
-            FetchError::new(ErrorKind::TooLarge)
-                .with_detail(format!("limit is {limit} bytes"))
-                .with_source(error),
-        ),
-        // Refused, reset, closed early: the next attempt may well get through.
-        E::Io(_) | E::ConnectionFailed => {
-            AttemptError::transient(FetchError::new(ErrorKind::Transport).with_source(error))
+        E::LargeResponseHeader(size, limit) => {
+            format!("response head too large ({size} bytes, the limit is {limit})")
         }
-        // A host that does not resolve, garbage instead of HTTP, a redirect loop:
-        // retrying would fail the same way.
-        _ => AttemptError::fatal(FetchError::new(ErrorKind::Transport).with_source(error)),
+        E::Tls(what) => lowercase_first(what),
+        E::Rustls(e) => e.to_string(),
+        E::TlsRequired => "the connection is not encrypted".to_owned(),
+        E::BadUri(_) => "invalid url".to_owned(),
+        E::RequireHttpsOnly(_) => "https is required".to_owned(),
+        E::TooManyRedirects => "too many redirects".to_owned(),
+        E::RedirectFailed => "redirect failed".to_owned(),
+        E::BodyStalled => "the body stopped arriving".to_owned(),
+        other => lowercase_first(&other.to_string()),
     }
+}
+
+/// An I/O error in the words of these messages: the common socket failures by name,
+/// anything else as it says, without the OS error number.
+fn io_reason(error: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let named = match error.kind() {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "connection reset by peer",
+        K::ConnectionAborted => "connection aborted",
+        // ureq's "Peer disconnected": the server closed before the answer was whole.
+        K::UnexpectedEof => "connection closed early",
+        K::BrokenPipe => "connection closed by peer (broken pipe)",
+        K::NotConnected => "not connected",
+        K::HostUnreachable => "host unreachable",
+        K::NetworkUnreachable => "network unreachable",
+        K::NetworkDown => "network down",
+        K::AddrNotAvailable => "address not available",
+        _ => {
+            // A wrapped error (a TLS alert, say) says the most about itself.
+            let text = match error.get_ref() {
+                Some(inner) => inner.to_string(),
+                None => error.to_string(),
+            };
+            let text = match text.find(" (os error ") {
+                Some(at) => &text[..at],
+                None => &text,
+            };
+            // std's words for a failed lookup, which the message says already.
+            let text = text
+                .strip_prefix("failed to lookup address information: ")
+                .unwrap_or(text);
+            return lowercase_first(text);
+        }
+    };
+    named.to_owned()
+}
+
+/// `text` with its first letter lowercase, unless it starts an acronym (`TLS`).
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(first), second) if !second.is_some_and(char::is_uppercase) => first
+            .to_lowercase()
+            .chain(text[first.len_utf8()..].chars())
+            .collect(),
+        _ => text.to_owned(),
+    }
+}
+
+/// A duration as these messages give it: `500 ms`, `10 s`, `1.5 s`.
+fn seconds(duration: Duration) -> String {
+    if duration < Duration::from_secs(1) {
+        format!("{} ms", duration.as_millis())
+    } else {
+        format!("{} s", duration.as_secs_f64())
+    }
+}
+
+/// `url` without its query string or credentials, which may hold secrets.
+fn without_query(url: &str) -> String {
+    let Ok(uri) = url.parse::<Uri>() else {
+        return "an invalid url".to_owned();
+    };
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or_default();
+    let port = uri.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{scheme}://{host}{port}{}", uri.path())
 }
 
 /// ureq's default resolver, minus the thread it spawns per request to enforce a
@@ -343,10 +496,12 @@ impl Resolver for ThreadlessResolver {
             after: time::Duration::NotHappening,
             ..timeout
         };
+        phase::reached(Phase::Resolve);
         // A failed lookup fails every ID alike, and at once: not worth a retry.
         self.0.resolve(uri, config, timeout).map_err(|e| match e {
             ureq::Error::Io(io) => {
-                log::debug!("lookup of {uri} failed: {io}");
+                // Kept for the message: `HostNotFound` does not say why.
+                phase::lookup_failed(io);
                 ureq::Error::HostNotFound
             }
             other => other,

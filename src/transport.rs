@@ -11,10 +11,12 @@ use ureq::unversioned::transport::{
 };
 
 use crate::abort::{Socket, request_starts_on};
+use crate::phase::{self, Phase};
 use crate::wire;
 
 /// ureq's default connector, with each transport it makes wrapped in a
-/// [`TrackedTransport`].
+/// [`TrackedTransport`]. Both mark each step of the request for its error message
+/// (see [`phase`]).
 #[derive(Debug, Default)]
 pub(crate) struct TrackingConnector {
     inner: DefaultConnector,
@@ -33,6 +35,8 @@ impl Connector<()> for TrackingConnector {
         let captured: Arc<Mutex<Option<Weak<dyn ShutdownHandle>>>> = Arc::default();
         let register_with_agent = Arc::clone(&details.register_shutdown);
         let capture = Arc::clone(&captured);
+        let tls_next = details.needs_tls();
+        phase::reached(Phase::Connect);
         let details = ConnectionDetails {
             uri: details.uri,
             addrs: details.addrs.clone(),
@@ -44,6 +48,10 @@ impl Connector<()> for TrackingConnector {
             current_time: Arc::clone(&details.current_time),
             run_connector: Arc::clone(&details.run_connector),
             register_shutdown: Arc::new(move |socket: Weak<dyn ShutdownHandle>| {
+                // Connected: what fails from here on is the TLS handshake.
+                if tls_next {
+                    phase::reached(Phase::Tls);
+                }
                 let mut slot = capture.lock().unwrap_or_else(|p| p.into_inner());
                 *slot = Some(socket.clone());
                 register_with_agent(socket)
@@ -78,17 +86,26 @@ impl Transport for TrackedTransport {
         if let Some(socket) = &self.socket {
             request_starts_on(socket);
         }
-        self.inner
-            .transmit_output(amount, bounded(timeout, deadline)?)
+        phase::reached(Phase::Send);
+        phase::note(
+            bounded(timeout, deadline)
+                .and_then(|timeout| self.inner.transmit_output(amount, timeout)),
+        )
     }
 
     fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.inner
-            .maybe_await_input(bounded(timeout, wire::deadline())?)
+        phase::reached(Phase::Head);
+        phase::note(
+            bounded(timeout, wire::deadline())
+                .and_then(|timeout| self.inner.maybe_await_input(timeout)),
+        )
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.inner.await_input(bounded(timeout, wire::deadline())?)
+        phase::reached(Phase::Head);
+        phase::note(
+            bounded(timeout, wire::deadline()).and_then(|timeout| self.inner.await_input(timeout)),
+        )
     }
 
     fn is_open(&mut self) -> bool {

@@ -127,3 +127,20 @@ fn a_stream_ends_with_one_deadline_error() {
     assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
     assert_eq!(err.user_id(), None);
 }
+
+#[test]
+fn a_deadline_during_a_retry_wait_keeps_what_was_being_retried() {
+    // A 502 is retried after exactly its Retry-After: the deadline ends the wait.
+    let server = TestServer::start(|_| Reply::status(502).with_header("retry-after", 5));
+    let client = FanOutClient::builder(server.template()).build().unwrap();
+    let deadline = CancelToken::with_timeout(Duration::from_millis(300));
+
+    let err = client.fetch_all_with(&deadline, &[7]).unwrap_err();
+
+    assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
+    let for_7 = std::error::Error::source(&err).expect("the ID that ran out of time");
+    assert_eq!(
+        for_7.to_string(),
+        "user 7: deadline exceeded (last attempt: http status 502)"
+    );
+}

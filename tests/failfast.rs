@@ -65,7 +65,10 @@ fn failure_after_retries_reports_the_attempts() {
     assert_eq!(err.user_id(), Some(3));
     assert_eq!(err.status(), Some(503));
     assert_eq!(err.attempts(), 4);
-    assert_eq!(err.to_string(), "user 3: http status 503 after 4 attempts");
+    assert_eq!(
+        err.to_string(),
+        "user 3: http status 503 (after 4 attempts)"
+    );
     let for_3 = server.arrivals().iter().filter(|a| a.id == Some(3)).count();
     assert_eq!(for_3, 4);
 }

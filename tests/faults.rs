@@ -3,8 +3,9 @@
 
 mod common;
 
+use std::error::Error as _;
 use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{raw_server, read_request_head};
@@ -24,6 +25,12 @@ fn fetch_7(base: &str) -> (FetchError, Duration) {
     let took = started.elapsed();
     assert_eq!(err.user_id(), Some(7), "{err}");
     (err, took)
+}
+
+/// A port on 127.0.0.1 that nothing listens on: bound, then closed.
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    listener.local_addr().unwrap().port()
 }
 
 /// Closes `stream` with a TCP reset rather than an orderly close.
@@ -56,6 +63,10 @@ fn reset_in_the_middle_of_the_body_is_a_transport_error() {
     assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
     assert_eq!(err.user_id(), Some(7));
     assert_eq!(err.status(), Some(200));
+    assert_eq!(
+        err.to_string(),
+        "user 7: reading the body: connection reset by peer (after 3 attempts)"
+    );
 }
 
 #[test]
@@ -69,6 +80,26 @@ fn a_server_that_never_answers_times_out() {
     assert_eq!(err.attempts(), 3);
     // Three 500 ms attempts, not ten seconds.
     assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(
+        err.to_string(),
+        "user 7: timed out reading the response head after 500 ms (after 3 attempts)"
+    );
+}
+
+#[test]
+fn a_body_that_stops_arriving_times_out_reading_the_body() {
+    let base = raw_server(|mut stream| {
+        let _ = read_request_head(&stream);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\nhalf");
+        std::thread::sleep(Duration::from_secs(10));
+    });
+    let (err, took) = fetch_7(&base);
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(
+        err.to_string(),
+        "user 7: timed out reading the body after 500 ms (after 3 attempts)"
+    );
 }
 
 #[test]
@@ -128,6 +159,46 @@ fn garbage_instead_of_http_fails_without_retry() {
     let (err, _) = fetch_7(&base);
     assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
     assert_eq!(err.attempts(), 1);
+    let message = err.to_string();
+    assert!(
+        message.starts_with("user 7: reading the response head: not a valid http response"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_refused_connection_names_connect_the_address_and_the_attempts() {
+    let port = closed_port();
+    let (err, _) = fetch_7(&format!("http://127.0.0.1:{port}"));
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    assert_eq!(err.attempts(), 3);
+    assert_eq!(
+        err.to_string(),
+        format!("user 7: connect 127.0.0.1:{port}: connection refused (after 3 attempts)")
+    );
+}
+
+#[test]
+fn a_transport_error_keeps_the_error_underneath_as_its_source() {
+    let (err, _) = fetch_7(&format!("http://127.0.0.1:{}", closed_port()));
+    let source = err.source().expect("a source");
+    let Some(ureq::Error::Io(io)) = source.downcast_ref::<ureq::Error>() else {
+        panic!("not ureq's I/O error: {source:?}");
+    };
+    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn a_server_that_does_not_speak_tls_fails_the_tls_handshake() {
+    let base = raw_server(|mut stream| {
+        let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        let _ = stream.shutdown(Shutdown::Write);
+        let _ = read_request_head(&stream);
+    });
+    let (err, _) = fetch_7(&base.replace("http://", "https://"));
+    assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
+    let message = err.to_string();
+    assert!(message.starts_with("user 7: TLS: "), "{message}");
 }
 
 #[test]
@@ -137,6 +208,11 @@ fn a_host_that_does_not_resolve_fails_without_retry() {
     assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
     assert_eq!(err.attempts(), 1);
     assert!(took < Duration::from_secs(10), "took {took:?}");
+    let message = err.to_string();
+    assert!(
+        message.starts_with("user 7: resolve no-such-host.invalid: "),
+        "{message}"
+    );
 }
 
 #[test]

@@ -272,6 +272,26 @@ fn deadline_ends_the_run_with_no_user_id() {
 }
 
 #[test]
+fn a_refused_connection_says_why_in_the_error_line_and_the_log() {
+    // Bound, then closed: nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let template = format!("http://127.0.0.1:{port}/users/{{id}}");
+    let cause = format!("connect 127.0.0.1:{port}: connection refused");
+    fanout()
+        .args(["fetch", &template, "--ids", "1", "--max-attempts", "2"])
+        .assert()
+        .code(1)
+        .stdout(format!(
+            "{{\"ok\":false,\"user_id\":1,\"error\":\"user 1: {cause} (after 2 attempts)\"}}\n"
+        ))
+        .stderr(predicate::str::contains(format!("failed: {cause}")));
+}
+
+#[test]
 fn verbose_shows_the_library_logs() {
     let server = echo_server();
     fanout()

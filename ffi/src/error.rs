@@ -189,3 +189,29 @@ pub unsafe extern "C" fn fanout_error_free(error: *mut FanoutError) {
     // SAFETY: the caller hands over NULL or a live error.
     guard_value((), || unsafe { crate::boundary::free(error) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_of_a_failed_fetch_says_why() {
+        // Bound, then closed: nothing listens on this port.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = fanout::FanOutClient::builder(format!("http://127.0.0.1:{port}/u/{{id}}"))
+            .max_attempts(1)
+            .build()
+            .unwrap();
+        let error = FanoutError::from(client.fetch_all(&[5]).unwrap_err());
+        // SAFETY: `error` is live for the whole test.
+        let message = unsafe { std::ffi::CStr::from_ptr(fanout_error_message(&error)) };
+        assert_eq!(
+            message.to_str().unwrap(),
+            format!("user 5: connect 127.0.0.1:{port}: connection refused")
+        );
+    }
+}
