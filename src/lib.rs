@@ -148,6 +148,7 @@ mod limit;
 mod limiter;
 mod lock;
 mod pool;
+mod proxy;
 mod quota_headers;
 mod rate;
 #[cfg(feature = "redis")]

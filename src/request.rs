@@ -7,7 +7,7 @@ use ureq::config::Config;
 use ureq::http::{HeaderName, HeaderValue, Response, Uri};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{NextTimeout, time};
-use ureq::{Agent, Body};
+use ureq::{Agent, Body, Proxy};
 
 use crate::abort::TrackingConnector;
 use crate::error::{ErrorKind, FetchError};
@@ -77,8 +77,11 @@ impl Http {
         headers: Vec<(HeaderName, HeaderValue)>,
         timeout: Duration,
         max_body_bytes: u64,
+        proxy: Option<Proxy>,
     ) -> Self {
         let config = Config::builder()
+            // Chosen by the builder, in place of ureq's own reading of the environment.
+            .proxy(proxy)
             // Status codes are ours to classify: a 503 is retried, a 404 is not.
             .http_status_as_error(false)
             // Bounds connect, send and receive together. Safe only because our
