@@ -167,6 +167,14 @@ pub struct FetchArgs {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
 
+    /// Send every request through this proxy (http://, https://, socks5h://...,
+    /// with user:password@ if it asks); '' for none, whatever the environment says.
+    /// By default, as curl: https_proxy or HTTPS_PROXY for an https URL, http_proxy
+    /// for an http one, else all_proxy or ALL_PROXY; hosts in no_proxy or NO_PROXY
+    /// are reached directly.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
     /// Write each body to DIR/ID instead of only counting it.
     #[arg(long, value_name = "DIR", conflicts_with = "jsonl")]
     pub out_dir: Option<PathBuf>,
