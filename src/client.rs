@@ -72,6 +72,7 @@ pub struct FanOutClientBuilder {
     headers: Vec<(String, String)>,
     adaptive: bool,
     proxy: ProxySetting,
+    compression: bool,
 }
 
 impl FanOutClient {
@@ -94,6 +95,7 @@ impl FanOutClient {
             headers: Vec::new(),
             adaptive: true,
             proxy: ProxySetting::default(),
+            compression: true,
         }
     }
 
@@ -316,6 +318,9 @@ impl FanOutClientBuilder {
 
     /// Fails an ID whose response body is larger than `n` bytes, without reading more
     /// than `n` of them. Default: 16 MiB.
+    ///
+    /// A compressed body counts as it is decoded: a small gzip bomb fails once its
+    /// first `n` decoded bytes are read, whatever its size on the wire.
     pub fn max_body_bytes(mut self, n: u64) -> Self {
         self.max_body_bytes = n;
         self
@@ -358,6 +363,17 @@ impl FanOutClientBuilder {
             None | Some("") => ProxySetting::Off,
             Some(url) => ProxySetting::Url(url.to_owned()),
         };
+        self
+    }
+
+    /// Whether to ask for compressed bodies (`Accept-Encoding: gzip, br`). Default: on.
+    ///
+    /// Bodies are always handed back decoded, and
+    /// [`max_body_bytes`](Self::max_body_bytes) bounds their decoded size. Off, no
+    /// `Accept-Encoding` is sent (a body the server compresses anyway is still decoded);
+    /// an `Accept-Encoding` set with [`header`](Self::header) replaces either.
+    pub fn compression(mut self, on: bool) -> Self {
+        self.compression = on;
         self
     }
 
@@ -422,6 +438,7 @@ impl FanOutClientBuilder {
                 self.timeout,
                 self.max_body_bytes,
                 proxy,
+                self.compression,
             ),
             limit: RateLimit::new(&self.rate, self.adaptive, self.max_in_flight)
                 .expect("validated rate and burst"),

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq::config::Config;
+use ureq::config::{AutoHeaderValue, Config};
 use ureq::http::{HeaderName, HeaderValue, Response, Uri};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{NextTimeout, time};
@@ -78,10 +78,17 @@ impl Http {
         timeout: Duration,
         max_body_bytes: u64,
         proxy: Option<Proxy>,
+        compression: bool,
     ) -> Self {
         let config = Config::builder()
             // Chosen by the builder, in place of ureq's own reading of the environment.
             .proxy(proxy)
+            // Default asks for every encoding ureq decodes (gzip, br).
+            .accept_encoding(if compression {
+                AutoHeaderValue::Default
+            } else {
+                AutoHeaderValue::None
+            })
             // Status codes are ours to classify: a 503 is retried, a 404 is not.
             .http_status_as_error(false)
             // Bounds connect, send and receive together. Safe only because our
