@@ -175,6 +175,12 @@ pub struct FetchArgs {
     #[arg(long, value_name = "URL")]
     pub proxy: Option<String>,
 
+    /// Send no Accept-Encoding: ask for bodies as they are, not gzip or brotli
+    /// compressed. A compressed body is always decoded, and the 16 MiB limit on a
+    /// body applies to its decoded size.
+    #[arg(long)]
+    pub no_compression: bool,
+
     /// Write each body to DIR/ID instead of only counting it.
     #[arg(long, value_name = "DIR", conflicts_with = "jsonl")]
     pub out_dir: Option<PathBuf>,

@@ -210,6 +210,7 @@ fn build_client(
         builder = builder.proxy(Some(proxy));
     }
     builder
+        .compression(!args.no_compression)
         .build()
         .map_err(|e| UsageError::new(format!("invalid configuration: {e}")))
 }
