@@ -287,6 +287,8 @@ fn read_body(body: &mut Body, limit: u64, into: &mut Vec<u8>) -> Result<(), ureq
         // At most `limit` bytes, which the caller chose to allow.
         into.reserve_exact(usize::try_from(len).unwrap_or(0));
     }
+    // The limit counts decoded bytes, and a body being decoded has no content_length:
+    // a gzip bomb stops at `limit`, whatever its size on the wire.
     let mut reader = body.with_config().limit(limit).reader();
     // ureq's own errors (the limit, a timeout) come back out of the `io::Error`.
     reader.read_to_end(into).map_err(ureq::Error::from)?;
