@@ -13,6 +13,7 @@ use crate::fetch::Engine;
 use crate::limit::{RateLimit, RateLimitConfig};
 use crate::limiter::Limiter;
 use crate::pool::Pool;
+use crate::proxy::{self, ProxySetting};
 use crate::rate::Rate;
 use crate::request::Http;
 use crate::retry::RetryPolicy;
@@ -70,6 +71,8 @@ pub struct FanOutClientBuilder {
     max_body_bytes: u64,
     headers: Vec<(String, String)>,
     adaptive: bool,
+    proxy: ProxySetting,
+    compression: bool,
 }
 
 impl FanOutClient {
@@ -91,6 +94,8 @@ impl FanOutClient {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             headers: Vec::new(),
             adaptive: true,
+            proxy: ProxySetting::default(),
+            compression: true,
         }
     }
 
@@ -313,6 +318,9 @@ impl FanOutClientBuilder {
 
     /// Fails an ID whose response body is larger than `n` bytes, without reading more
     /// than `n` of them. Default: 16 MiB.
+    ///
+    /// A compressed body counts as it is decoded: a small gzip bomb fails once its
+    /// first `n` decoded bytes are read, whatever its size on the wire.
     pub fn max_body_bytes(mut self, n: u64) -> Self {
         self.max_body_bytes = n;
         self
@@ -321,6 +329,51 @@ impl FanOutClientBuilder {
     /// Adds a header to every request, such as `Authorization`.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sends every request through the proxy at `url` (`http://`, `https://`,
+    /// `socks4://`, `socks4a://`, `socks5://` or `socks5h://`, with `user:password@` if
+    /// the proxy asks for it), or, given `None` or `""`, through no proxy at all, whatever
+    /// the environment says.
+    ///
+    /// By default the proxy comes from the environment, as curl reads it:
+    /// `https_proxy` or `HTTPS_PROXY` for an `https` template, `http_proxy` (lower-case
+    /// only, as in curl) for an `http` one, else `all_proxy` or `ALL_PROXY`. Hosts that
+    /// `no_proxy` or `NO_PROXY` lists (names, which cover their subdomains, IP addresses,
+    /// `/bits` ranges, or `*`) are reached directly, even with a proxy set here. An
+    /// HTTP proxy is asked to open a tunnel (`CONNECT`) for `http` and `https` alike.
+    ///
+    /// An invalid URL, here or in the environment, is a
+    /// [`ConfigError::InvalidProxy`] from [`build`](Self::build).
+    ///
+    /// ```
+    /// use fanout::FanOutClient;
+    ///
+    /// let client = FanOutClient::builder("https://api.example.com/users/{id}")
+    ///     .proxy(Some("http://proxy.example.com:3128"))
+    ///     .build()?;
+    /// let direct = FanOutClient::builder("https://api.example.com/users/{id}")
+    ///     .proxy(None)
+    ///     .build()?;
+    /// # Ok::<(), fanout::ConfigError>(())
+    /// ```
+    pub fn proxy(mut self, url: Option<&str>) -> Self {
+        self.proxy = match url {
+            None | Some("") => ProxySetting::Off,
+            Some(url) => ProxySetting::Url(url.to_owned()),
+        };
+        self
+    }
+
+    /// Whether to ask for compressed bodies (`Accept-Encoding: gzip, br`). Default: on.
+    ///
+    /// Bodies are always handed back decoded, and
+    /// [`max_body_bytes`](Self::max_body_bytes) bounds their decoded size. Off, no
+    /// `Accept-Encoding` is sent (a body the server compresses anyway is still decoded);
+    /// an `Accept-Encoding` set with [`header`](Self::header) replaces either.
+    pub fn compression(mut self, on: bool) -> Self {
+        self.compression = on;
         self
     }
 
@@ -371,6 +424,12 @@ impl FanOutClientBuilder {
             .iter()
             .map(|(name, value)| parse_header(name, value))
             .collect::<Result<Vec<_>, _>>()?;
+        // Every URL has the template's scheme and host, so one choice serves them all.
+        let target = template
+            .url(0)
+            .parse()
+            .expect("a parsed template makes valid URLs");
+        let proxy = proxy::choose(&self.proxy, &target, |name| std::env::var(name).ok())?;
 
         let engine = Arc::new(Engine {
             http: Http::new(
@@ -378,6 +437,8 @@ impl FanOutClientBuilder {
                 headers,
                 self.timeout,
                 self.max_body_bytes,
+                proxy,
+                self.compression,
             ),
             limit: Arc::new(
                 RateLimit::new(&self.rate, self.adaptive, self.max_in_flight)

@@ -61,6 +61,19 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The proxy URL, set with
+    /// [`proxy`](crate::FanOutClientBuilder::proxy) or read from the environment, is
+    /// not one that can be used.
+    #[error("invalid proxy {proxy:?} (from {origin}): {reason}")]
+    InvalidProxy {
+        /// The URL, with any password in it masked.
+        proxy: String,
+        /// Where it came from: `proxy` (the builder's setting) or the environment
+        /// variable, such as `HTTPS_PROXY`.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Spawn(String),

@@ -151,6 +151,7 @@ mod limiter;
 mod lock;
 mod phase;
 mod pool;
+mod proxy;
 mod quota_headers;
 mod rate;
 #[cfg(feature = "redis")]

@@ -3,11 +3,11 @@
 use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
-use ureq::config::Config;
+use ureq::config::{AutoHeaderValue, Config};
 use ureq::http::{HeaderName, HeaderValue, Response, Uri};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{NextTimeout, time};
-use ureq::{Agent, Body};
+use ureq::{Agent, Body, Proxy};
 
 use crate::error::{ErrorKind, FetchError};
 use crate::phase::{self, Phase};
@@ -79,8 +79,18 @@ impl Http {
         headers: Vec<(HeaderName, HeaderValue)>,
         timeout: Duration,
         max_body_bytes: u64,
+        proxy: Option<Proxy>,
+        compression: bool,
     ) -> Self {
         let config = Config::builder()
+            // Chosen by the builder, in place of ureq's own reading of the environment.
+            .proxy(proxy)
+            // Default asks for every encoding ureq decodes (gzip, br).
+            .accept_encoding(if compression {
+                AutoHeaderValue::Default
+            } else {
+                AutoHeaderValue::None
+            })
             // Status codes are ours to classify: a 503 is retried, a 404 is not.
             .http_status_as_error(false)
             // Bounds connecting (TCP and TLS). From the moment the request takes its
@@ -302,6 +312,8 @@ fn read_body(body: &mut Body, limit: u64, into: &mut Vec<u8>) -> Result<(), ureq
         // At most `limit` bytes, which the caller chose to allow.
         into.reserve_exact(usize::try_from(len).unwrap_or(0));
     }
+    // The limit counts decoded bytes, and a body being decoded has no content_length:
+    // a gzip bomb stops at `limit`, whatever its size on the wire.
     let mut reader = body.with_config().limit(limit).reader();
     // ureq's own errors (the limit, a timeout) come back out of the `io::Error`.
     reader.read_to_end(into).map_err(ureq::Error::from)?;

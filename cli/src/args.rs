@@ -167,6 +167,20 @@ pub struct FetchArgs {
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
 
+    /// Send every request through this proxy (http://, https://, socks5h://...,
+    /// with user:password@ if it asks); '' for none, whatever the environment says.
+    /// By default, as curl: https_proxy or HTTPS_PROXY for an https URL, http_proxy
+    /// for an http one, else all_proxy or ALL_PROXY; hosts in no_proxy or NO_PROXY
+    /// are reached directly.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
+
+    /// Send no Accept-Encoding: ask for bodies as they are, not gzip or brotli
+    /// compressed. A compressed body is always decoded, and the 16 MiB limit on a
+    /// body applies to its decoded size.
+    #[arg(long)]
+    pub no_compression: bool,
+
     /// Write each body to DIR/ID instead of only counting it.
     #[arg(long, value_name = "DIR", conflicts_with = "jsonl")]
     pub out_dir: Option<PathBuf>,

@@ -165,7 +165,9 @@ fn build_client(plan: &Plan, template: &str) -> Result<FanOutClient, UsageError>
     // slowed down on the server's 429s would hide a stricter server's verdict.
     let builder = FanOutClient::builder(template)
         .max_in_flight(plan.client_cap)
-        .adaptive_rate(false);
+        .adaptive_rate(false)
+        // The server is on this machine: a proxy from the environment could not reach it.
+        .proxy(None);
     let builder = match plan.client_rate {
         Some((rate, burst)) => builder.rate(rate, burst),
         None => builder.no_rate_limit(),

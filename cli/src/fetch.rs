@@ -205,7 +205,12 @@ fn build_client(
         let (name, value) = parse_header(header)?;
         builder = builder.header(name, value);
     }
+    if let Some(proxy) = &args.proxy {
+        // '' turns the proxy off, as in curl.
+        builder = builder.proxy(Some(proxy));
+    }
     builder
+        .compression(!args.no_compression)
         .build()
         .map_err(|e| UsageError::new(format!("invalid configuration: {e}")))
 }

@@ -256,6 +256,19 @@ fanout_status fanout_config_add_header(struct fanout_config *config,
                                        const char *name,
                                        const char *value);
 
+// Sends every request through the proxy at `url` (`http://host:port`, also
+// `https://`, `socks5h://` and the other SOCKS schemes, with `user:password@` if the
+// proxy asks), or through no proxy at all, whatever the environment says, when `url`
+// is NULL or "". Unset, the proxy comes from the environment as curl reads it
+// (`https_proxy`/`HTTPS_PROXY`, `http_proxy`, `all_proxy`/`ALL_PROXY`, `no_proxy`/
+// `NO_PROXY`). An invalid URL is reported by `fanout_client_new`, password masked.
+//
+// # Safety
+//
+// `config` is NULL or a live configuration; `url` is NULL or a NUL-terminated
+// string.
+fanout_status fanout_config_set_proxy(struct fanout_config *config, const char *url);
+
 // Frees a configuration. NULL is ignored. Clients made from it are not affected.
 //
 // # Safety

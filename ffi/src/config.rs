@@ -22,6 +22,8 @@ pub struct FanoutConfig {
     max_attempts: Option<u32>,
     adaptive_rate: Option<bool>,
     headers: Vec<(String, String)>,
+    /// `Some(None)`: no proxy; `None`: the environment's.
+    proxy: Option<Option<String>>,
 }
 
 /// A rate as one of the setters gave it.
@@ -64,6 +66,9 @@ impl FanoutConfig {
         }
         for (name, value) in &self.headers {
             builder = builder.header(name, value);
+        }
+        if let Some(proxy) = &self.proxy {
+            builder = builder.proxy(proxy.as_deref());
         }
         Ok(builder)
     }
@@ -232,6 +237,37 @@ pub unsafe extern "C" fn fanout_config_add_header(
             let name = utf8(name, "header name")?.to_owned();
             let value = utf8(value, "header value")?.to_owned();
             config.headers.push((name, value));
+            Ok(())
+        })
+    }
+}
+
+/// Sends every request through the proxy at `url` (`http://host:port`, also
+/// `https://`, `socks5h://` and the other SOCKS schemes, with `user:password@` if the
+/// proxy asks), or through no proxy at all, whatever the environment says, when `url`
+/// is NULL or "". Unset, the proxy comes from the environment as curl reads it
+/// (`https_proxy`/`HTTPS_PROXY`, `http_proxy`, `all_proxy`/`ALL_PROXY`, `no_proxy`/
+/// `NO_PROXY`). An invalid URL is reported by `fanout_client_new`, password masked.
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration; `url` is NULL or a NUL-terminated
+/// string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_proxy(
+    config: *mut FanoutConfig,
+    url: *const c_char,
+) -> FanoutStatus {
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        guard(std::ptr::null_mut(), || {
+            let config = live_mut(config, "config")?;
+            let url = if url.is_null() {
+                None
+            } else {
+                Some(utf8(url, "proxy url")?.to_owned())
+            };
+            config.proxy = Some(url.filter(|u| !u.is_empty()));
             Ok(())
         })
     }

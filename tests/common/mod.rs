@@ -23,6 +23,13 @@ pub use quota::{QuotaArrival, QuotaConfig, QuotaHeaders, QuotaServer, RetryAfter
 #[allow(unused_imports)] // used by the shared rate limit's tests only
 pub use redis_server::RedisServer;
 
+mod recording;
+mod tinyproxy;
+#[allow(unused_imports)] // used by the tests of what reaches the server only
+pub use recording::{RecordingServer, Seen, response};
+#[allow(unused_imports)] // used by the proxy tests only
+pub use tinyproxy::TinyProxy;
+
 /// How the server answers one request.
 #[derive(Debug, Clone)]
 pub enum Reply {

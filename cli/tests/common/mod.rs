@@ -9,6 +9,8 @@ mod server;
 
 #[allow(unused_imports)] // for the tests against a server that limits its clients
 pub use server::{QuotaArrival, QuotaConfig, QuotaHeaders, QuotaServer, RetryAfterForm, http_date};
+#[allow(unused_imports)] // for the proxy and compression tests
+pub use server::{RecordingServer, Seen, TinyProxy, response};
 #[allow(unused_imports)] // RedisServer serves the shared rate limit's tests only
 pub use server::{RedisServer, Reply, TestServer};
 
@@ -18,8 +20,24 @@ pub fn fanout() -> assert_cmd::Command {
     command
         .timeout(Duration::from_secs(30))
         .env_remove("RUST_LOG");
+    // Tests that want a proxy set one; none may come from the machine's environment.
+    for name in PROXY_VARIABLES {
+        command.env_remove(name);
+    }
     command
 }
+
+/// The environment variables a proxy can come from.
+pub const PROXY_VARIABLES: [&str; 8] = [
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
 
 /// A server answering `user-ID` for every ID.
 pub fn echo_server() -> TestServer {

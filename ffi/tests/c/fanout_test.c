@@ -36,6 +36,8 @@ static fanout_client *make_client(const char *template) {
     CHECK(fanout_config_set_max_in_flight(config, 4) == FANOUT_STATUS_OK);
     CHECK(fanout_config_set_max_attempts(config, 1) == FANOUT_STATUS_OK);
     CHECK(fanout_config_set_timeout_ms(config, 60000) == FANOUT_STATUS_OK);
+    /* The test server is on this machine: no proxy from the environment. */
+    CHECK(fanout_config_set_proxy(config, "") == FANOUT_STATUS_OK);
     CHECK(fanout_config_add_header(config, "x-test", "c") == FANOUT_STATUS_OK);
     fanout_client *client = NULL;
     fanout_error *err = NULL;
@@ -197,6 +199,17 @@ static void test_bad_arguments(const fanout_client *client, const char *template
     CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_OK);
     fanout_client_free(made);
     made = NULL;
+    /* A proxy URL the library cannot use is named, its password masked. */
+    CHECK(fanout_config_set_proxy(config, "ftp://me:secret@proxy.test") == FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(fanout_error_message(err), "ftp://me:***@proxy.test") != NULL);
+    CHECK(strstr(fanout_error_message(err), "secret") == NULL);
+    fanout_error_free(err);
+    CHECK(fanout_config_set_proxy(config, NULL) == FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &made, &err) == FANOUT_STATUS_OK);
+    fanout_client_free(made);
+    made = NULL;
+    CHECK(fanout_config_set_proxy(NULL, "") == FANOUT_STATUS_INVALID_ARGUMENT);
     CHECK(fanout_config_set_url_template(config, "\xff{id}") == FANOUT_STATUS_INVALID_ARGUMENT);
     fanout_config_free(config);
 

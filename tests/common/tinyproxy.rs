@@ -1,0 +1,173 @@
+//! A tinyproxy of the test's own on 127.0.0.1, for the proxy tests.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running tinyproxy on a port of its own, logging each connection to a file of
+/// its own; stopped on drop.
+pub struct TinyProxy {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TinyProxy {
+    /// Starts one, or returns `None` if tinyproxy is not installed. With
+    /// `FANOUT_REQUIRE_TINYPROXY` set (as `.ci/run` does), a missing proxy is a failure
+    /// instead, so that CI cannot skip these tests.
+    pub fn start() -> Option<Self> {
+        let installed = Command::new("tinyproxy")
+            .arg("-v")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            assert!(
+                std::env::var_os("FANOUT_REQUIRE_TINYPROXY").is_none(),
+                "FANOUT_REQUIRE_TINYPROXY is set but tinyproxy is not installed"
+            );
+            eprintln!("tinyproxy is not installed: skipping this test");
+            return None;
+        }
+        // As for the Redis server: retry until the proxy answering is ours.
+        for _ in 0..20 {
+            if let Some(proxy) = Self::start_on_a_free_port() {
+                return Some(proxy);
+            }
+        }
+        panic!("tinyproxy did not start on any of 20 ports");
+    }
+
+    fn start_on_a_free_port() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = dir.path().join("tinyproxy.log");
+        // The statistics page, served for StatHost, carries a mark of this instance.
+        let stats = dir.path().join("stats.html");
+        std::fs::write(&stats, format!("fanout-test-proxy {port}\n")).expect("write stats page");
+        let config = dir.path().join("tinyproxy.conf");
+        // No ConnectPort line: CONNECT is allowed to any port.
+        std::fs::write(
+            &config,
+            format!(
+                "Listen 127.0.0.1\nPort {port}\nTimeout 30\nMaxClients 64\nAllow 127.0.0.1\n\
+                 LogFile \"{}\"\nLogLevel Connect\nStatHost \"{STAT_HOST}\"\nStatFile \"{}\"\n",
+                log.display(),
+                stats.display()
+            ),
+        )
+        .expect("write tinyproxy.conf");
+        let child = Command::new("tinyproxy")
+            .arg("-d")
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tinyproxy");
+        let mut proxy = TinyProxy {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let ready_by = Instant::now() + Duration::from_secs(10);
+        loop {
+            if proxy.child.try_wait().ok().flatten().is_some() {
+                return None; // it could not take the port
+            }
+            match proxy.stats_page() {
+                Some(page) if page.contains(&format!("fanout-test-proxy {port}\n")) => {
+                    return Some(proxy);
+                }
+                Some(_) => return None, // another test's proxy has the port
+                None => {}
+            }
+            assert!(Instant::now() < ready_by, "tinyproxy did not start in 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What the proxy logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many tunnels the proxy was asked to open to `target` (`host:port`).
+    pub fn tunnels_to(&self, target: &str) -> usize {
+        self.log()
+            .matches(&format!("CONNECT {target} HTTP/1.1"))
+            .count()
+    }
+
+    /// Whether the proxy process holds the TCP socket whose local address is `addr`:
+    /// given the peer address a server saw, whether the connection came from the proxy.
+    pub fn owns_socket(&self, addr: SocketAddr) -> bool {
+        let Some(inode) = socket_inode(addr) else {
+            return false;
+        };
+        let target = format!("socket:[{inode}]");
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == &*target)
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// The statistics page, once the port answers.
+    fn stats_page(&self) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            stream,
+            "GET http://{STAT_HOST}/ HTTP/1.0\r\nHost: {STAT_HOST}\r\n\r\n"
+        )
+        .ok()?;
+        let mut page = String::new();
+        stream.read_to_string(&mut page).ok()?;
+        Some(page)
+    }
+}
+
+impl Drop for TinyProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const STAT_HOST: &str = "fanout-proxy.stats";
+
+/// The inode of the IPv4 TCP socket bound to `addr`, from /proc/net/tcp.
+fn socket_inode(addr: SocketAddr) -> Option<String> {
+    let SocketAddr::V4(v4) = addr else {
+        return None;
+    };
+    // /proc/net/tcp shows the address as the hex of its in-memory (little-endian) u32.
+    let local = format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(v4.ip().octets()),
+        v4.port()
+    );
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields.get(1) == Some(&local.as_str()))
+            .then(|| fields.get(9).map(|s| s.to_string()))
+            .flatten()
+    })
+}
