@@ -19,6 +19,7 @@ use crate::retry::RetryPolicy;
 use crate::stats::{Counters, Stats};
 use crate::stream::FetchIter;
 use crate::template::UrlTemplate;
+use crate::tls::TlsOptions;
 
 /// Default requests per second.
 pub const DEFAULT_RATE: u64 = 10;
@@ -70,6 +71,7 @@ pub struct FanOutClientBuilder {
     max_body_bytes: u64,
     headers: Vec<(String, String)>,
     adaptive: bool,
+    pub(crate) tls: TlsOptions,
 }
 
 impl FanOutClient {
@@ -91,6 +93,7 @@ impl FanOutClient {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             headers: Vec::new(),
             adaptive: true,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -371,6 +374,7 @@ impl FanOutClientBuilder {
             .iter()
             .map(|(name, value)| parse_header(name, value))
             .collect::<Result<Vec<_>, _>>()?;
+        let tls = self.tls.config()?;
 
         let engine = Arc::new(Engine {
             http: Http::new(
@@ -378,6 +382,7 @@ impl FanOutClientBuilder {
                 headers,
                 self.timeout,
                 self.max_body_bytes,
+                tls,
             ),
             limit: RateLimit::new(&self.rate, self.adaptive, self.max_in_flight)
                 .expect("validated rate and burst"),

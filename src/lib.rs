@@ -158,6 +158,7 @@ mod stats;
 mod stream;
 mod template;
 mod throttle;
+mod tls;
 mod turns;
 
 pub use bodies::{Bodies, BodiesIter};

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::config::Config;
 use ureq::http::{HeaderName, HeaderValue, Response, Uri};
+use ureq::tls::TlsConfig;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{NextTimeout, time};
 use ureq::{Agent, Body};
@@ -77,6 +78,7 @@ impl Http {
         headers: Vec<(HeaderName, HeaderValue)>,
         timeout: Duration,
         max_body_bytes: u64,
+        tls: TlsConfig,
     ) -> Self {
         let config = Config::builder()
             // Status codes are ours to classify: a 503 is retried, a 404 is not.
@@ -90,6 +92,7 @@ impl Http {
             // Redirects are followed by `attempt`, within the same origin only.
             .max_redirects(0)
             .max_redirects_will_error(false)
+            .tls_config(tls)
             .build();
         let agent = Agent::with_parts(
             config,
@@ -285,6 +288,10 @@ fn read_body(body: &mut Body, limit: u64, into: &mut Vec<u8>) -> Result<(), ureq
 
 fn classify_ureq_error(error: ureq::Error, deadline_bound: bool) -> AttemptError {
     use ureq::Error as E;
+    let error = match crate::tls::classify(error) {
+        Ok(tls) => return AttemptError::fatal(tls),
+        Err(other) => other,
+    };
     match error {
         E::Timeout(_) => timed_out(deadline_bound, Some(error)),
         E::Io(ref io)
