@@ -205,9 +205,14 @@ fn build_client(
         let (name, value) = parse_header(header)?;
         builder = builder.header(name, value);
     }
-    builder
-        .build()
-        .map_err(|e| UsageError::new(format!("invalid configuration: {e}")))
+    builder = args.tls.configure(builder)?;
+    builder.build().map_err(|e| {
+        let file = args.tls.file_at_fault(&e).map(|f| format!("{f}: "));
+        UsageError::new(format!(
+            "invalid configuration: {}{e}",
+            file.unwrap_or_default()
+        ))
+    })
 }
 
 /// Splits `Name: value` at its first colon.

@@ -11,13 +11,18 @@ mod server;
 pub use server::{QuotaArrival, QuotaConfig, QuotaHeaders, QuotaServer, RetryAfterForm, http_date};
 #[allow(unused_imports)] // RedisServer serves the shared rate limit's tests only
 pub use server::{RedisServer, Reply, TestServer};
+#[allow(unused_imports)] // for the TLS tests only
+pub use server::{TestCa, TlsServer, TlsServerConfig};
 
 /// The `fanout` binary, bounded in time so that no test can hang.
 pub fn fanout() -> assert_cmd::Command {
     let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_fanout"));
     command
         .timeout(Duration::from_secs(30))
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        // Trusted roots are what each test says, whatever this machine has set.
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR");
     command
 }
 
