@@ -292,8 +292,12 @@ fn the_platform_verifier_does_not_know_a_private_ca() {
         .build()
         .unwrap();
     let (_, tls) = tls_failure(&client);
+    // A machine with no system certificates at all fails before any certificate.
     assert!(
-        matches!(tls, rustls::Error::InvalidCertificate(_)),
+        matches!(
+            tls,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::General(_)
+        ),
         "{tls:?}"
     );
 }

@@ -82,6 +82,25 @@ fn ssl_cert_dir_is_trusted() {
 }
 
 #[test]
+fn platform_roots_take_ssl_cert_file_in_place_of_the_systems() {
+    let server = TlsServer::start(echo);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = write(dir.path(), "ca.pem", &server.ca_pem());
+    fanout()
+        .args([
+            "fetch",
+            &server.template(),
+            "--ids",
+            "1-3",
+            "--platform-roots",
+        ])
+        .env("SSL_CERT_FILE", &ca)
+        .assert()
+        .success()
+        .stdout(three_fetched());
+}
+
+#[test]
 fn mutual_tls_with_cert_and_key() {
     let server = TlsServer::start_with(
         TlsServerConfig {
