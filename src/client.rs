@@ -374,7 +374,7 @@ impl FanOutClientBuilder {
             .iter()
             .map(|(name, value)| parse_header(name, value))
             .collect::<Result<Vec<_>, _>>()?;
-        let tls = self.tls.config()?;
+        let tls = self.tls.config(&self.template)?;
 
         let engine = Arc::new(Engine {
             http: Http::new(

@@ -77,10 +77,11 @@ impl FanOutClientBuilder {
     /// `SSL_CERT_DIR` environment variables are trusted, in addition to the default
     /// roots, as curl and OpenSSL do. Default: on.
     ///
-    /// They are read by [`build`](Self::build). `SSL_CERT_FILE` is one PEM file of
-    /// certificates; `SSL_CERT_DIR` is a `:`-separated list of directories, whose
-    /// files are read (those with no certificate in them are skipped). A file that
-    /// cannot be read or holds a malformed certificate is a
+    /// They are read by [`build`](Self::build), for an `https` template only (an
+    /// `http` one never meets TLS: redirects stay on its origin). `SSL_CERT_FILE` is
+    /// one PEM file of certificates; `SSL_CERT_DIR` is a `:`-separated list of
+    /// directories, whose files are read (those with no certificate in them are
+    /// skipped). A file that cannot be read or holds a malformed certificate is a
     /// [`ConfigError::CertificateFile`] naming it. With
     /// [`tls_platform_verifier`](Self::tls_platform_verifier) they are left to the
     /// platform's verifier instead (on Linux it too reads them, in place of the
@@ -133,8 +134,9 @@ impl FanOutClientBuilder {
 }
 
 impl TlsOptions {
-    /// ureq's TLS configuration for these settings: its default when none is set.
-    pub(crate) fn config(&self) -> Result<TlsConfig, ConfigError> {
+    /// ureq's TLS configuration for these settings and the URL `template`: ureq's
+    /// default when none is set.
+    pub(crate) fn config(&self, template: &str) -> Result<TlsConfig, ConfigError> {
         let mut builder = TlsConfig::builder();
         if let Some((chain, key)) = &self.client_cert {
             builder = builder.client_cert(Some(client_cert(chain, key)?));
@@ -153,7 +155,11 @@ impl TlsOptions {
             }
             return Ok(builder.root_certs(RootCerts::PlatformVerifier).build());
         }
-        if !self.skip_env_roots {
+        // A bad variable meant for other programs need not fail an http client.
+        let https = template
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+        if https && !self.skip_env_roots {
             extra.extend(env_roots()?);
         }
         if !extra.is_empty() {
@@ -360,13 +366,15 @@ fn cause(error: &rustls::Error) -> &'static str {
 mod tests {
     use super::*;
 
+    const TEMPLATE: &str = "https://api.test/users/{id}";
+
     #[test]
     fn no_settings_keep_ureqs_defaults() {
         let config = TlsOptions {
             skip_env_roots: true,
             ..TlsOptions::default()
         }
-        .config()
+        .config(TEMPLATE)
         .unwrap();
         assert!(matches!(config.root_certs(), RootCerts::WebPki));
         assert!(config.client_cert().is_none());
@@ -379,7 +387,7 @@ mod tests {
             ..TlsOptions::default()
         };
         assert_eq!(
-            options.config().unwrap_err(),
+            options.config(TEMPLATE).unwrap_err(),
             ConfigError::InvalidRootCertificates(NO_CERTIFICATE.into())
         );
     }
@@ -391,7 +399,8 @@ mod tests {
             roots_pem: vec![Arc::from(&pem[..])],
             ..TlsOptions::default()
         };
-        let ConfigError::InvalidRootCertificates(reason) = options.config().unwrap_err() else {
+        let ConfigError::InvalidRootCertificates(reason) = options.config(TEMPLATE).unwrap_err()
+        else {
             panic!("not a root certificate error");
         };
         assert!(reason.starts_with("malformed PEM: bad base64"), "{reason}");
@@ -405,7 +414,8 @@ mod tests {
             roots_pem: vec![Arc::from(&pem[..])],
             ..TlsOptions::default()
         };
-        let ConfigError::InvalidRootCertificates(reason) = options.config().unwrap_err() else {
+        let ConfigError::InvalidRootCertificates(reason) = options.config(TEMPLATE).unwrap_err()
+        else {
             panic!("not a root certificate error");
         };
         assert!(reason.contains("not a valid X.509 certificate"), "{reason}");

@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{Reply, TestCa, TlsServer, TlsServerConfig, body_of, fanout};
+use common::{Reply, TestCa, TlsServer, TlsServerConfig, body_of, echo_server, fanout};
 use predicates::prelude::*;
 
 fn echo(id: Option<u64>) -> Reply {
@@ -76,6 +76,17 @@ fn ssl_cert_dir_is_trusted() {
     fanout()
         .args(["fetch", &server.template(), "--ids", "1-3"])
         .env("SSL_CERT_DIR", dir.path())
+        .assert()
+        .success()
+        .stdout(three_fetched());
+}
+
+#[test]
+fn ssl_cert_file_is_not_read_for_plain_http() {
+    let server = echo_server();
+    fanout()
+        .args(["fetch", &server.template(), "--ids", "1-3"])
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
         .assert()
         .success()
         .stdout(three_fetched());
