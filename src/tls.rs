@@ -196,6 +196,20 @@ fn root_certificates(pem: &[u8]) -> Result<Vec<Certificate<'static>>, String> {
         .collect())
 }
 
+/// The certificates in `pem` (read from `path`) that can be trust anchors: as
+/// OpenSSL does, a system bundle's odd certificate is passed over, not fatal.
+fn usable_roots(pem: &[u8], path: &Path) -> Result<Vec<Certificate<'static>>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    let mut roots = Vec::new();
+    for cert in pem_certificates(pem)? {
+        match store.add(cert.clone()) {
+            Ok(()) => roots.push(Certificate::from_der(&cert).to_owned()),
+            Err(e) => log::warn!("certificate in {} passed over: {e}", path.display()),
+        }
+    }
+    Ok(roots)
+}
+
 fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
@@ -258,7 +272,7 @@ fn env_roots() -> Result<Vec<Certificate<'static>>, ConfigError> {
         let path = PathBuf::from(file);
         let fail = |reason| file_error("SSL_CERT_FILE", &path, reason);
         let pem = std::fs::read(&path).map_err(|e| fail(format!("cannot read: {e}")))?;
-        let certs = root_certificates(&pem).map_err(fail)?;
+        let certs = usable_roots(&pem, &path).map_err(fail)?;
         if certs.is_empty() {
             return Err(fail(NO_CERTIFICATE.into()));
         }
@@ -300,7 +314,7 @@ fn dir_roots(
             continue;
         }
         let pem = std::fs::read(&path).map_err(|e| fail(&path, format!("cannot read: {e}")))?;
-        roots.extend(root_certificates(&pem).map_err(|reason| fail(&path, reason))?);
+        roots.extend(usable_roots(&pem, &path).map_err(|reason| fail(&path, reason))?);
     }
     Ok(roots)
 }
