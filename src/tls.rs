@@ -47,7 +47,9 @@ impl FanOutClientBuilder {
     /// called more than once; every call adds.
     ///
     /// The default roots are Mozilla's, built in (the `webpki-roots` set that ureq
-    /// trusts by default). The PEM is checked by [`build`](Self::build): one with no
+    /// trusts by default). With extra roots, the one CA that Mozilla trusts for its
+    /// country's names only is left out, since a list of certificates cannot hold
+    /// that constraint. The PEM is checked by [`build`](Self::build): one with no
     /// certificate, or a malformed one, is a
     /// [`ConfigError::InvalidRootCertificates`].
     ///
@@ -164,14 +166,30 @@ impl TlsOptions {
         }
         if !extra.is_empty() {
             // ureq takes either its built-in roots or a list: the list is both.
-            let defaults = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-                .iter()
-                .map(|der| Certificate::from_der(der.as_ref()));
-            let roots: Vec<_> = defaults.chain(extra).collect();
+            let roots: Vec<_> = default_roots().chain(extra).collect();
             builder = builder.root_certs(RootCerts::from(roots));
         }
         Ok(builder.build())
     }
+}
+
+/// ureq's built-in roots as certificates, less those that Mozilla trusts for some names
+/// only (one, a national CA): a certificate carries no constraint it was not issued
+/// with, so such a root is left out rather than trusted for every name.
+fn default_roots() -> impl Iterator<Item = Certificate<'static>> {
+    let constrained: Vec<_> = webpki_roots::TLS_SERVER_ROOTS
+        .iter()
+        .filter(|anchor| anchor.name_constraints.is_some())
+        .map(|anchor| &anchor.subject_public_key_info)
+        .collect();
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter(move |der| {
+            let mut one = rustls::RootCertStore::empty();
+            one.add((*der).clone()).is_ok()
+                && !constrained.contains(&&one.roots[0].subject_public_key_info)
+        })
+        .map(|der| Certificate::from_der(der.as_ref()))
 }
 
 const NO_CERTIFICATE: &str = "no certificate found (expected a PEM BEGIN CERTIFICATE block)";
@@ -392,6 +410,22 @@ mod tests {
         .unwrap();
         assert!(matches!(config.root_certs(), RootCerts::WebPki));
         assert!(config.client_cert().is_none());
+    }
+
+    #[test]
+    fn the_defaults_are_ureqs_roots_less_the_constrained_ones() {
+        let constrained = webpki_roots::TLS_SERVER_ROOTS
+            .iter()
+            .filter(|anchor| anchor.name_constraints.is_some())
+            .count();
+        assert_eq!(
+            default_roots().count() + constrained,
+            webpki_roots::TLS_SERVER_ROOTS.len()
+        );
+        assert_eq!(
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len(),
+            webpki_roots::TLS_SERVER_ROOTS.len()
+        );
     }
 
     #[test]
