@@ -20,6 +20,7 @@ use crate::retry::RetryPolicy;
 use crate::stats::Stats;
 use crate::stream::FetchIter;
 use crate::template::UrlTemplate;
+use crate::tls::TlsOptions;
 
 /// Default requests per second.
 pub const DEFAULT_RATE: u64 = 10;
@@ -73,6 +74,7 @@ pub struct FanOutClientBuilder {
     adaptive: bool,
     proxy: ProxySetting,
     compression: bool,
+    pub(crate) tls: TlsOptions,
 }
 
 impl FanOutClient {
@@ -96,6 +98,7 @@ impl FanOutClient {
             adaptive: true,
             proxy: ProxySetting::default(),
             compression: true,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -430,6 +433,7 @@ impl FanOutClientBuilder {
             .parse()
             .expect("a parsed template makes valid URLs");
         let proxy = proxy::choose(&self.proxy, &target, |name| std::env::var(name).ok())?;
+        let tls = self.tls.config(&self.template)?;
 
         let engine = Arc::new(Engine {
             http: Http::new(
@@ -439,6 +443,7 @@ impl FanOutClientBuilder {
                 self.max_body_bytes,
                 proxy,
                 self.compression,
+                tls,
             ),
             limit: Arc::new(
                 RateLimit::new(&self.rate, self.adaptive, self.max_in_flight)

@@ -77,6 +77,40 @@ pub enum ConfigError {
     /// A worker thread could not be started.
     #[error("cannot start worker thread: {0}")]
     Spawn(String),
+    /// The PEM given to
+    /// [`tls_root_certs_pem`](crate::FanOutClientBuilder::tls_root_certs_pem) holds no
+    /// certificate, or a malformed one.
+    #[error("root certificates: {0}")]
+    InvalidRootCertificates(String),
+    /// The chain given to
+    /// [`tls_client_cert_pem`](crate::FanOutClientBuilder::tls_client_cert_pem) holds
+    /// no certificate, or a malformed one.
+    #[error("client certificate: {0}")]
+    InvalidClientCertificate(String),
+    /// The key given to
+    /// [`tls_client_cert_pem`](crate::FanOutClientBuilder::tls_client_cert_pem) is
+    /// missing, malformed, of a kind TLS cannot use, or not the certificate's. The
+    /// message never quotes the key.
+    #[error("client certificate key: {0}")]
+    InvalidClientKey(String),
+    /// A file or directory named by `SSL_CERT_FILE` or `SSL_CERT_DIR` cannot be read,
+    /// or holds a malformed certificate.
+    #[error("{variable} {path:?}: {reason}")]
+    CertificateFile {
+        /// `SSL_CERT_FILE` or `SSL_CERT_DIR`.
+        variable: String,
+        /// The file or directory at fault.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// [`tls_platform_verifier`](crate::FanOutClientBuilder::tls_platform_verifier)
+    /// was combined with extra roots, which the platform verifier cannot take.
+    #[error(
+        "tls_platform_verifier cannot be combined with tls_root_certs_pem: the platform \
+         verifier trusts the system's store only"
+    )]
+    PlatformVerifierWithRoots,
 }
 
 /// What kind of failure a [`FetchError`] is.

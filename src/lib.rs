@@ -162,6 +162,7 @@ mod stats;
 mod stream;
 mod template;
 mod throttle;
+mod tls;
 mod transport;
 mod turns;
 mod wire;

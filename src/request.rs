@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ureq::config::{AutoHeaderValue, Config};
 use ureq::http::{HeaderName, HeaderValue, Response, Uri};
+use ureq::tls::TlsConfig;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{NextTimeout, time};
 use ureq::{Agent, Body, Proxy};
@@ -81,6 +82,7 @@ impl Http {
         max_body_bytes: u64,
         proxy: Option<Proxy>,
         compression: bool,
+        tls: TlsConfig,
     ) -> Self {
         let config = Config::builder()
             // Chosen by the builder, in place of ureq's own reading of the environment.
@@ -105,6 +107,7 @@ impl Http {
             // Redirects are followed by `attempt`, within the same origin only.
             .max_redirects(0)
             .max_redirects_will_error(false)
+            .tls_config(tls)
             .build();
         let agent = Agent::with_parts(
             config,
@@ -333,6 +336,11 @@ struct FailedAt<'a> {
 impl FailedAt<'_> {
     fn classify(&self, error: ureq::Error) -> AttemptError {
         use ureq::Error as E;
+        // A certificate or handshake refused is refused again: not worth a retry.
+        let error = match crate::tls::classify(error) {
+            Ok(tls) => return AttemptError::fatal(tls),
+            Err(other) => other,
+        };
         match error {
             E::Timeout(_) => self.timed_out(error),
             E::Io(ref io)

@@ -7,6 +7,7 @@ use fanout::Rate;
 
 use crate::ids::IdList;
 use crate::timeline;
+use crate::tls::TlsArgs;
 
 /// Fetch many IDs from one HTTP API as fast as its limits allow, and never faster.
 #[derive(Debug, Parser)]
@@ -204,6 +205,10 @@ pub struct FetchArgs {
     /// quota, N being the number of processes sharing it, instead of failing.
     #[arg(long, value_name = "N", requires = "redis", value_parser = clap::value_parser!(u64).range(1..))]
     pub redis_fallback_processes: Option<u64>,
+
+    /// TLS settings (boxed: they are rarely given, and large).
+    #[command(flatten)]
+    pub tls: Box<TlsArgs>,
 }
 
 /// `fanout demo`.

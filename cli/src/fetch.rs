@@ -209,10 +209,17 @@ fn build_client(
         // '' turns the proxy off, as in curl.
         builder = builder.proxy(Some(proxy));
     }
+    builder = args.tls.configure(builder)?;
     builder
         .compression(!args.no_compression)
         .build()
-        .map_err(|e| UsageError::new(format!("invalid configuration: {e}")))
+        .map_err(|e| {
+            let file = args.tls.file_at_fault(&e).map(|f| format!("{f}: "));
+            UsageError::new(format!(
+                "invalid configuration: {}{e}",
+                file.unwrap_or_default()
+            ))
+        })
 }
 
 /// Splits `Name: value` at its first colon.

@@ -17,6 +17,7 @@ mod output;
 mod progress;
 mod sampler;
 mod timeline;
+mod tls;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

@@ -269,6 +269,39 @@ fanout_status fanout_config_add_header(struct fanout_config *config,
 // string.
 fanout_status fanout_config_set_proxy(struct fanout_config *config, const char *url);
 
+// Trusts the CA certificates in the `len` bytes of PEM text at `pem` (one or more
+// `BEGIN CERTIFICATE` blocks) for https, in addition to the built-in roots; for
+// example a company's private CA. Every call adds. The text is copied, and checked by
+// `fanout_client_new`, which refuses one with no certificate or a malformed one.
+//
+// The certificates in the files named by the `SSL_CERT_FILE` and `SSL_CERT_DIR`
+// environment variables are trusted too, as curl and OpenSSL do.
+//
+// # Safety
+//
+// `config` is NULL or a live configuration; `pem` is NULL or points to `len`
+// readable bytes.
+fanout_status fanout_config_add_root_certificates_pem(struct fanout_config *config,
+                                                      const uint8_t *pem,
+                                                      size_t len);
+
+// Presents a client certificate to servers that ask for one (mutual TLS):
+// `cert` holds `cert_len` bytes of PEM, the certificate then any intermediate
+// ones; `key` holds `key_len` bytes of PEM, its private key (PKCS#8, PKCS#1 or SEC1,
+// not encrypted). Replaces an earlier one. Both are copied, and checked by
+// `fanout_client_new`, which refuses a missing or malformed certificate or key, and
+// a key that is not the certificate's. No message ever shows the key.
+//
+// # Safety
+//
+// `config` is NULL or a live configuration; `cert` and `key` are NULL or point to
+// `cert_len` and `key_len` readable bytes.
+fanout_status fanout_config_set_client_certificate_pem(struct fanout_config *config,
+                                                       const uint8_t *cert,
+                                                       size_t cert_len,
+                                                       const uint8_t *key,
+                                                       size_t key_len);
+
 // Frees a configuration. NULL is ignored. Clients made from it are not affected.
 //
 // # Safety

@@ -104,6 +104,28 @@ pub(crate) unsafe fn utf8<'a>(ptr: *const c_char, what: &str) -> Result<&'a str,
         .map_err(|_| FanoutError::invalid(format!("{what} is not UTF-8")))
 }
 
+/// The `len` bytes at `ptr`, or an invalid-argument error naming `what`.
+///
+/// # Safety
+///
+/// `ptr` is NULL or points to `len` readable bytes that outlive the result.
+pub(crate) unsafe fn bytes<'a>(
+    ptr: *const u8,
+    len: usize,
+    what: &str,
+) -> Result<&'a [u8], FanoutError> {
+    if ptr.is_null() {
+        return Err(FanoutError::invalid(format!("{what} is NULL")));
+    }
+    if len > isize::MAX as usize {
+        return Err(FanoutError::invalid(format!(
+            "{what} length {len} is larger than memory can hold"
+        )));
+    }
+    // SAFETY: non-NULL, a length that fits, and the caller's promise for the rest.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
 /// The handle behind `ptr`, or an invalid-argument error naming `what`.
 ///
 /// # Safety

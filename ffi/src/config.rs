@@ -1,11 +1,12 @@
 //! `fanout_config`: the settings a client is built from.
 
 use std::ffi::c_char;
+use std::fmt;
 use std::time::Duration;
 
 use fanout::{FanOutClient, FanOutClientBuilder, Rate};
 
-use crate::boundary::{guard, guard_value, into_handle, live_mut, utf8};
+use crate::boundary::{bytes, guard, guard_value, into_handle, live_mut, utf8};
 use crate::error::{FanoutError, FanoutStatus};
 
 /// The settings of a client, filled in by the `fanout_config_set_*` functions and
@@ -24,6 +25,19 @@ pub struct FanoutConfig {
     headers: Vec<(String, String)>,
     /// `Some(None)`: no proxy; `None`: the environment's.
     proxy: Option<Option<String>>,
+    root_certificates: Vec<Pem>,
+    /// The chain and its key.
+    client_certificate: Option<(Pem, Pem)>,
+}
+
+/// PEM text copied from the caller. `Debug` shows only its length: it may be a key.
+#[derive(Clone)]
+struct Pem(Vec<u8>);
+
+impl fmt::Debug for Pem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pem({} bytes)", self.0.len())
+    }
 }
 
 /// A rate as one of the setters gave it.
@@ -69,6 +83,12 @@ impl FanoutConfig {
         }
         if let Some(proxy) = &self.proxy {
             builder = builder.proxy(proxy.as_deref());
+        }
+        for pem in &self.root_certificates {
+            builder = builder.tls_root_certs_pem(&pem.0);
+        }
+        if let Some((chain, key)) = &self.client_certificate {
+            builder = builder.tls_client_cert_pem(&chain.0, &key.0);
         }
         Ok(builder)
     }
@@ -268,6 +288,66 @@ pub unsafe extern "C" fn fanout_config_set_proxy(
                 Some(utf8(url, "proxy url")?.to_owned())
             };
             config.proxy = Some(url.filter(|u| !u.is_empty()));
+            Ok(())
+        })
+    }
+}
+
+/// Trusts the CA certificates in the `len` bytes of PEM text at `pem` (one or more
+/// `BEGIN CERTIFICATE` blocks) for https, in addition to the built-in roots; for
+/// example a company's private CA. Every call adds. The text is copied, and checked by
+/// `fanout_client_new`, which refuses one with no certificate or a malformed one.
+///
+/// The certificates in the files named by the `SSL_CERT_FILE` and `SSL_CERT_DIR`
+/// environment variables are trusted too, as curl and OpenSSL do.
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration; `pem` is NULL or points to `len`
+/// readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_add_root_certificates_pem(
+    config: *mut FanoutConfig,
+    pem: *const u8,
+    len: usize,
+) -> FanoutStatus {
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        guard(std::ptr::null_mut(), || {
+            let config = live_mut(config, "config")?;
+            let pem = bytes(pem, len, "pem")?.to_vec();
+            config.root_certificates.push(Pem(pem));
+            Ok(())
+        })
+    }
+}
+
+/// Presents a client certificate to servers that ask for one (mutual TLS):
+/// `cert` holds `cert_len` bytes of PEM, the certificate then any intermediate
+/// ones; `key` holds `key_len` bytes of PEM, its private key (PKCS#8, PKCS#1 or SEC1,
+/// not encrypted). Replaces an earlier one. Both are copied, and checked by
+/// `fanout_client_new`, which refuses a missing or malformed certificate or key, and
+/// a key that is not the certificate's. No message ever shows the key.
+///
+/// # Safety
+///
+/// `config` is NULL or a live configuration; `cert` and `key` are NULL or point to
+/// `cert_len` and `key_len` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_config_set_client_certificate_pem(
+    config: *mut FanoutConfig,
+    cert: *const u8,
+    cert_len: usize,
+    key: *const u8,
+    key_len: usize,
+) -> FanoutStatus {
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        guard(std::ptr::null_mut(), || {
+            let config = live_mut(config, "config")?;
+            let cert = bytes(cert, cert_len, "cert")?.to_vec();
+            let key = bytes(key, key_len, "key")?.to_vec();
+            config.client_certificate = Some((Pem(cert), Pem(key)));
             Ok(())
         })
     }

@@ -30,8 +30,9 @@ pub use cancel::{
 };
 pub use client::{FanoutClient, fanout_client_free, fanout_client_new, fanout_fetch_all};
 pub use config::{
-    FanoutConfig, fanout_config_add_header, fanout_config_free, fanout_config_new,
-    fanout_config_set_adaptive_rate, fanout_config_set_max_attempts,
+    FanoutConfig, fanout_config_add_header, fanout_config_add_root_certificates_pem,
+    fanout_config_free, fanout_config_new, fanout_config_set_adaptive_rate,
+    fanout_config_set_client_certificate_pem, fanout_config_set_max_attempts,
     fanout_config_set_max_in_flight, fanout_config_set_no_rate_limit, fanout_config_set_proxy,
     fanout_config_set_rate_limit, fanout_config_set_rate_per_window, fanout_config_set_timeout_ms,
     fanout_config_set_url_template,

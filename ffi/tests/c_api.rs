@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Reply, TestServer};
+use common::{Reply, TestServer, TlsServer, TlsServerConfig};
 
 /// "user N" for ID N, a 500 for ID 13, no answer ever for ID 999.
 fn server() -> TestServer {
@@ -87,6 +87,25 @@ fn the_c_test_program_passes_with_no_leaks_or_memory_errors() {
     );
 
     let server = server();
+    let tls_server = TlsServer::start_with(
+        TlsServerConfig {
+            require_client_cert: true,
+            ..TlsServerConfig::default()
+        },
+        |id| Reply::ok(format!("user {}", id.unwrap_or(0))),
+    );
+    let client_cert = tls_server.client_cert();
+    let pem_file = |name: &str, contents: &str| {
+        let path = out_dir.path().join(name);
+        std::fs::write(&path, contents).expect("write a PEM file");
+        path
+    };
+    let mut args: Vec<std::ffi::OsString> =
+        vec![server.template().into(), tls_server.template().into()];
+    args.push(pem_file("ca.pem", &tls_server.ca_pem()).into_os_string());
+    args.push(pem_file("client.pem", &client_cert.cert_pem).into_os_string());
+    args.push(pem_file("client.key", &client_cert.key_pem).into_os_string());
+
     let valgrind = have("valgrind");
     if !valgrind && std::env::var_os("FANOUT_REQUIRE_VALGRIND").is_some() {
         panic!("FANOUT_REQUIRE_VALGRIND is set but valgrind is not installed");
@@ -105,11 +124,11 @@ fn the_c_test_program_passes_with_no_leaks_or_memory_errors() {
                 crate_dir().join("tests/c/valgrind.supp").display()
             ))
             .arg(&program)
-            .arg(server.template())
+            .args(&args)
             .output()
     } else {
         eprintln!("valgrind is not installed: running the C test without it");
-        Command::new(&program).arg(server.template()).output()
+        Command::new(&program).args(&args).output()
     }
     .expect("run the C test program");
     assert!(

@@ -3,11 +3,12 @@
 //! `TestServer` is a small HTTP/1.1 server on 127.0.0.1 with keep-alive and one thread
 //! per connection. Unlike a mock server it records when each request arrived and how
 //! many were in flight, can delay or hang an answer, and answers every request through
-//! one handler. mockito serves the tests that only need canned answers. The
-//! command-line tests include this file too.
+//! one handler. mockito serves the tests that only need canned answers. `TlsServer`
+//! (in `tls`) is the same server behind TLS. The command-line tests include this file
+//! too.
 #![allow(dead_code)] // each test file uses a different part
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,10 +19,13 @@ use crossbeam_channel::{Receiver, Sender};
 
 mod quota;
 mod redis_server;
+mod tls;
 #[allow(unused_imports)] // used by the tests of servers that limit their clients only
 pub use quota::{QuotaArrival, QuotaConfig, QuotaHeaders, QuotaServer, RetryAfterForm, http_date};
 #[allow(unused_imports)] // used by the shared rate limit's tests only
 pub use redis_server::RedisServer;
+#[allow(unused_imports)] // used by the TLS tests only
+pub use tls::{Issued, TestCa, TlsServer, TlsServerConfig};
 
 mod recording;
 mod tinyproxy;
@@ -103,6 +107,9 @@ struct State {
     arrival_tx: Sender<Option<u64>>,
 }
 
+/// How the accept loop serves one connection: plain HTTP, or TLS first (see `tls`).
+type Serve = dyn Fn(&State, TcpStream) + Send + Sync;
+
 pub struct TestServer {
     addr: SocketAddr,
     state: Arc<State>,
@@ -114,6 +121,14 @@ impl TestServer {
     /// Starts a server answering each request with `handler(id)`, where `id` is the
     /// number in the last path segment.
     pub fn start(handler: impl Fn(Option<u64>) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_serving(handler, Arc::new(serve_connection))
+    }
+
+    /// Starts a server whose connections are handed to `serve`.
+    fn start_serving(
+        handler: impl Fn(Option<u64>) -> Reply + Send + Sync + 'static,
+        serve: Arc<Serve>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
@@ -141,7 +156,8 @@ impl TestServer {
                 }
                 let Ok(stream) = stream else { continue };
                 let state = Arc::clone(&accept_state);
-                spawn(Box::new(move || serve_connection(&state, stream)));
+                let serve = Arc::clone(&serve);
+                spawn(Box::new(move || serve(&state, stream)));
             }
         }));
         TestServer {
@@ -155,6 +171,10 @@ impl TestServer {
     /// `http://127.0.0.1:PORT/users/{id}`
     pub fn template(&self) -> String {
         format!("http://{}/users/{{id}}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     pub fn arrivals(&self) -> Vec<Arrival> {
@@ -191,10 +211,11 @@ impl Drop for TestServer {
 
 fn serve_connection(state: &State, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
+    serve_http(state, stream);
+}
+
+/// Answers the requests of one connection, plain or TLS, until it closes.
+fn serve_http(state: &State, stream: impl Read + Write) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
@@ -264,7 +285,8 @@ fn serve_connection(state: &State, stream: TcpStream) {
                 // Leave in-flight before the answer is on the wire, so a client that
                 // sends its next request at once never sees a stale count here.
                 state.in_flight.fetch_sub(1, Ordering::SeqCst);
-                writer.write_all(&answer)
+                let writer = reader.get_mut();
+                writer.write_all(&answer).and_then(|()| writer.flush())
             }
             Reply::Hang => {
                 let _ = state.stop_rx.recv_timeout(Duration::from_secs(30));

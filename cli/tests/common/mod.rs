@@ -13,13 +13,18 @@ pub use server::{QuotaArrival, QuotaConfig, QuotaHeaders, QuotaServer, RetryAfte
 pub use server::{RecordingServer, Seen, TinyProxy, response};
 #[allow(unused_imports)] // RedisServer serves the shared rate limit's tests only
 pub use server::{RedisServer, Reply, TestServer};
+#[allow(unused_imports)] // for the TLS tests only
+pub use server::{TestCa, TlsServer, TlsServerConfig};
 
 /// The `fanout` binary, bounded in time so that no test can hang.
 pub fn fanout() -> assert_cmd::Command {
     let mut command = assert_cmd::Command::new(env!("CARGO_BIN_EXE_fanout"));
     command
         .timeout(Duration::from_secs(30))
-        .env_remove("RUST_LOG");
+        .env_remove("RUST_LOG")
+        // Trusted roots are what each test says, whatever this machine has set.
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR");
     // Tests that want a proxy set one; none may come from the machine's environment.
     for name in PROXY_VARIABLES {
         command.env_remove(name);

@@ -1,7 +1,10 @@
 /*
  * The C API as a C program uses it, against the test server whose URL template is
  * argv[1]. The server answers "user N" for ID N, 500 for ID 13, and never answers
- * ID 999. Run by tests/c_api.rs, under valgrind when it is installed.
+ * ID 999. argv[2] is the template of an HTTPS server that answers the same way to
+ * clients with a certificate; argv[3] is its CA, argv[4] and argv[5] a client
+ * certificate and key, all PEM files. Run by tests/c_api.rs, under valgrind when it
+ * is installed.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -221,9 +224,98 @@ static void test_bad_arguments(const fanout_client *client, const char *template
     fanout_error_free(NULL);
 }
 
+/* The whole file at `path`; its length in *len. Free it with free(). */
+static uint8_t *read_file(const char *path, size_t *len) {
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) {
+        fprintf(stderr, "cannot open %s\n", path);
+        exit(2);
+    }
+    fseek(file, 0, SEEK_END);
+    long size = ftell(file);
+    fseek(file, 0, SEEK_SET);
+    uint8_t *data = malloc(size > 0 ? (size_t)size : 1);
+    CHECK(data != NULL);
+    *len = fread(data, 1, (size_t)size, file);
+    CHECK(*len == (size_t)size);
+    fclose(file);
+    return data;
+}
+
+static void test_tls(const char *template, const char *ca_path, const char *cert_path,
+                     const char *key_path) {
+    size_t ca_len, cert_len, key_len;
+    uint8_t *ca = read_file(ca_path, &ca_len);
+    uint8_t *cert = read_file(cert_path, &cert_len);
+    uint8_t *key = read_file(key_path, &key_len);
+    const uint64_t ids[] = {1, 2};
+    fanout_client *client = NULL;
+    fanout_results *results = NULL;
+    fanout_error *err = NULL;
+
+    /* The server's CA trusted, but no client certificate: the server refuses. */
+    fanout_config *config = fanout_config_new();
+    CHECK(fanout_config_set_url_template(config, template) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_add_root_certificates_pem(config, ca, ca_len) == FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &client, &err) == FANOUT_STATUS_OK);
+    CHECK(fanout_fetch_all(client, ids, 2, NULL, &results, &err) == FANOUT_STATUS_TRANSPORT);
+    CHECK(err != NULL && strstr(fanout_error_message(err), "TLS") != NULL);
+    fanout_error_free(err);
+    fanout_client_free(client);
+
+    /* With the client certificate: fetched over mutual TLS. */
+    CHECK(fanout_config_set_client_certificate_pem(config, cert, cert_len, key, key_len) ==
+          FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &client, &err) == FANOUT_STATUS_OK);
+    CHECK(fanout_fetch_all(client, ids, 2, NULL, &results, &err) == FANOUT_STATUS_OK);
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    CHECK(fanout_results_get(results, 2, &body, &len) == FANOUT_STATUS_OK);
+    CHECK(len == strlen("user 2") && memcmp(body, "user 2", len) == 0);
+    fanout_results_free(results);
+    fanout_client_free(client);
+
+    /* NULL where bytes are required changes nothing. */
+    CHECK(fanout_config_add_root_certificates_pem(NULL, ca, ca_len) ==
+          FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(fanout_config_add_root_certificates_pem(config, NULL, 1) ==
+          FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(fanout_config_set_client_certificate_pem(config, cert, cert_len, NULL, 0) ==
+          FANOUT_STATUS_INVALID_ARGUMENT);
+    fanout_config_free(config);
+
+    /* Text that is not a certificate: refused when the client is made, and the
+     * message says which setting. */
+    const char *not_pem = "not a certificate";
+    config = fanout_config_new();
+    CHECK(fanout_config_set_url_template(config, template) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_add_root_certificates_pem(config, (const uint8_t *)not_pem,
+                                                  strlen(not_pem)) == FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &client, &err) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(client == NULL);
+    CHECK(err != NULL && strstr(fanout_error_message(err), "root certificates") != NULL);
+    fanout_error_free(err);
+    fanout_config_free(config);
+
+    /* A certificate where the key should be. */
+    config = fanout_config_new();
+    CHECK(fanout_config_set_url_template(config, template) == FANOUT_STATUS_OK);
+    CHECK(fanout_config_set_client_certificate_pem(config, cert, cert_len, cert, cert_len) ==
+          FANOUT_STATUS_OK);
+    CHECK(fanout_client_new(config, &client, &err) == FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(err != NULL && strstr(fanout_error_message(err), "no private key") != NULL);
+    fanout_error_free(err);
+    fanout_config_free(config);
+
+    free(ca);
+    free(cert);
+    free(key);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s URL_TEMPLATE\n", argv[0]);
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s URL_TEMPLATE HTTPS_TEMPLATE CA_PEM CERT_PEM KEY_PEM\n",
+                argv[0]);
         return 2;
     }
     fanout_client *client = make_client(argv[1]);
@@ -232,6 +324,7 @@ int main(int argc, char **argv) {
     test_cancel_from_another_thread(client);
     test_bad_arguments(client, argv[1]);
     fanout_client_free(client);
+    test_tls(argv[2], argv[3], argv[4], argv[5]);
     if (failures > 0) {
         fprintf(stderr, "%d checks failed\n", failures);
         return 1;

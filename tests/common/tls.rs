@@ -1,0 +1,204 @@
+//! `TlsServer`: the test server behind TLS, with a CA made for the test (rcgen) and
+//! rustls on 127.0.0.1; optionally a server certificate for the wrong name, an
+//! expired one, or a required client certificate.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection};
+
+use super::{Reply, State, TestServer, serve_http};
+
+/// A certificate authority that exists for one test.
+pub struct TestCa {
+    cert: rcgen::Certificate,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A certificate signed by a [`TestCa`], with its private key.
+pub struct Issued {
+    pub cert_pem: String,
+    pub key_pem: String,
+    cert_der: CertificateDer<'static>,
+    key_der: Vec<u8>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("CA key");
+        let cert = params.self_signed(&key).expect("CA certificate");
+        TestCa {
+            cert,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A server certificate for `names` (an IP address becomes an IP address name).
+    pub fn server_cert(&self, names: &[&str], expired: bool) -> Issued {
+        self.issue(names, ExtendedKeyUsagePurpose::ServerAuth, expired)
+    }
+
+    /// A client certificate, for mutual TLS.
+    pub fn client_cert(&self) -> Issued {
+        self.issue(&["client.test"], ExtendedKeyUsagePurpose::ClientAuth, false)
+    }
+
+    fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose, expired: bool) -> Issued {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("certificate params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "fanout test");
+        params.extended_key_usages = vec![usage];
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.issuer).expect("certificate");
+        Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert_der: cert.der().clone(),
+            key_der: key.serialize_der(),
+        }
+    }
+}
+
+/// What the server's TLS looks like.
+pub struct TlsServerConfig {
+    /// The names the server certificate is for.
+    pub names: Vec<&'static str>,
+    /// A certificate that expired in 2021.
+    pub expired: bool,
+    /// Refuse clients without a certificate signed by the CA.
+    pub require_client_cert: bool,
+}
+
+impl Default for TlsServerConfig {
+    fn default() -> Self {
+        TlsServerConfig {
+            names: vec!["127.0.0.1", "localhost"],
+            expired: false,
+            require_client_cert: false,
+        }
+    }
+}
+
+/// A [`TestServer`] that speaks HTTPS only.
+pub struct TlsServer {
+    server: TestServer,
+    ca: TestCa,
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+impl TlsServer {
+    /// An HTTPS server with a certificate for 127.0.0.1 and localhost.
+    pub fn start(handler: impl Fn(Option<u64>) -> Reply + Send + Sync + 'static) -> Self {
+        Self::start_with(TlsServerConfig::default(), handler)
+    }
+
+    pub fn start_with(
+        config: TlsServerConfig,
+        handler: impl Fn(Option<u64>) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let ca = TestCa::new("fanout test CA");
+        let leaf = ca.server_cert(&config.names, config.expired);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions");
+        let builder = if config.require_client_cert {
+            let mut roots = RootCertStore::empty();
+            roots.add(ca.cert.der().clone()).expect("CA as a root");
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone()));
+        let tls = Arc::new(
+            builder
+                .with_single_cert(vec![leaf.cert_der.clone()], key)
+                .expect("server certificate"),
+        );
+
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&refused);
+        let serve = move |state: &State, tcp: TcpStream| {
+            let _ = tcp.set_nodelay(true);
+            let conn = ServerConnection::new(Arc::clone(&tls)).expect("server connection");
+            let mut stream = rustls::StreamOwned::new(conn, tcp);
+            // The handshake first, so that a refused client is seen here.
+            while stream.conn.is_handshaking() {
+                if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+                    seen.lock().unwrap().push(e.to_string());
+                    drain(&mut stream.sock);
+                    return;
+                }
+            }
+            serve_http(state, stream);
+        };
+        TlsServer {
+            server: TestServer::start_serving(handler, Arc::new(serve)),
+            ca,
+            refused,
+        }
+    }
+
+    /// `https://127.0.0.1:PORT/users/{id}`
+    pub fn template(&self) -> String {
+        format!("https://{}/users/{{id}}", self.server.addr())
+    }
+
+    /// The same on `host`, such as `localhost`.
+    pub fn template_on(&self, host: &str) -> String {
+        format!("https://{host}:{}/users/{{id}}", self.server.addr().port())
+    }
+
+    /// The CA that signed the server certificate, as PEM.
+    pub fn ca_pem(&self) -> String {
+        self.ca.cert_pem()
+    }
+
+    /// A new client certificate signed by the server's CA.
+    pub fn client_cert(&self) -> Issued {
+        self.ca.client_cert()
+    }
+
+    /// Why each refused handshake failed, as the server saw it.
+    pub fn refused(&self) -> Vec<String> {
+        self.refused.lock().unwrap().clone()
+    }
+
+    pub fn server(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+/// Reads what the client still sends (up to its close, or a second) after the alert:
+/// closing with unread data would reset the connection, and the client might see the
+/// reset instead of the alert.
+fn drain(tcp: &mut TcpStream) {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut sink = [0u8; 4096];
+    while matches!(tcp.read(&mut sink), Ok(n) if n > 0) {}
+}
