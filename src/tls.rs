@@ -360,7 +360,7 @@ pub(crate) fn classify(error: ureq::Error) -> Result<FetchError, ureq::Error> {
         other => return Err(other),
     };
     Ok(FetchError::new(ErrorKind::Transport)
-        .with_detail(format!("TLS: {}", cause(&tls)))
+        .with_description(format!("TLS: {}", cause(&tls)))
         .with_source(tls))
 }
 
@@ -508,7 +508,7 @@ mod tests {
         let error = classify(ureq::Error::Io(io)).expect("a TLS error");
         assert_eq!(
             error.to_string(),
-            "transport error (TLS: server certificate has an unknown issuer)"
+            "TLS: server certificate has an unknown issuer"
         );
         let source = std::error::Error::source(&error).expect("a source");
         assert!(source.is::<rustls::Error>());
