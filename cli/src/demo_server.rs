@@ -117,6 +117,11 @@ impl Bucket {
             false
         }
     }
+
+    fn until_full(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        Duration::from_secs_f64((self.burst - self.tokens).max(0.0) / self.per_second)
+    }
 }
 
 /// The verdict on one request as it arrives.
@@ -162,9 +167,28 @@ impl DemoServer {
         format!("http://{}/users/{{id}}/widgets", self.addr)
     }
 
+    /// How long until the server's bucket is full again.
+    pub fn until_full(&self) -> Duration {
+        let now = Instant::now();
+        self.shared
+            .lock()
+            .bucket
+            .as_mut()
+            .map_or(Duration::ZERO, |bucket| bucket.until_full(now))
+    }
+
     /// What the server saw so far.
     pub fn seen(&self) -> Seen {
         self.shared.lock().seen.clone()
+    }
+
+    /// Forgets what the server saw (the bucket is left as it is).
+    pub fn reset(&self) {
+        let mut state = self.shared.lock();
+        state.seen = Seen {
+            peak_in_flight: state.in_flight,
+            ..Seen::default()
+        };
     }
 }
 
@@ -330,8 +354,9 @@ mod tests {
         let start = bucket.last;
         assert!(bucket.admit(start));
         assert!(bucket.admit(start));
-        assert!(!bucket.admit(start));
+        assert_eq!(bucket.until_full(start), Duration::from_millis(200));
         let later = start + Duration::from_secs(60);
+        assert_eq!(bucket.until_full(later), Duration::ZERO);
         assert!(bucket.admit(later));
         assert!(bucket.admit(later));
         assert!(!bucket.admit(later));
