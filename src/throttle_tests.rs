@@ -70,7 +70,7 @@ struct Scenario {
 }
 
 impl Scenario {
-    /// The scenario: a client told 40/s burst 40, 8 workers, 50 ms latency.
+    /// A client told four times the quota: 40/s burst 40, 8 workers, 50 ms latency.
     fn told_40(ids: u64, server: (f64, f64), headers: Headers) -> Self {
         Scenario {
             ids,
