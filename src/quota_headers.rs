@@ -49,7 +49,10 @@ pub(crate) struct ServerQuota {
 ///
 /// When several families are present, the IETF fields win, then `RateLimit-*`, then
 /// `X-RateLimit-*`; a family whose headers are all malformed counts as absent.
-pub(crate) fn read(headers: &HeaderMap, now: SystemTime) -> Option<ServerQuota> {
+///
+/// `now` is asked only when a reset given as a Unix time needs it, so that the many
+/// answers without quota headers cost no clock read.
+pub(crate) fn read(headers: &HeaderMap, now: impl FnOnce() -> SystemTime) -> Option<ServerQuota> {
     // Most answers carry none of these: one pass over the names, instead of a lookup
     // per field name, keeps that case cheap.
     let any = headers.keys().any(|name| {
@@ -61,7 +64,7 @@ pub(crate) fn read(headers: &HeaderMap, now: SystemTime) -> Option<ServerQuota> 
     }
     ietf(headers)
         .or_else(|| legacy(headers))
-        .or_else(|| x_ratelimit(headers, now))
+        .or_else(|| x_ratelimit(headers, now()))
 }
 
 /// `Retry-After`, in either form: delta-seconds or an HTTP-date (IMF-fixdate, and the
@@ -838,7 +841,7 @@ mod tests {
     }
 
     fn read_now(pairs: &[(&'static str, &str)]) -> Option<ServerQuota> {
-        read(&headers(pairs), now())
+        read(&headers(pairs), now)
     }
 
     fn retry_after_now(value: &str) -> Option<Duration> {
@@ -1044,7 +1047,7 @@ mod tests {
                 name,
                 HeaderValue::from_bytes(b"\"caf\xc3\xa9\";q=1").unwrap(),
             );
-            assert_eq!(read(&map, now()), None, "{name}");
+            assert_eq!(read(&map, now), None, "{name}");
             assert_eq!(retry_after(&map, now()), None, "{name}");
         }
     }
@@ -1290,7 +1293,7 @@ mod tests {
                 }
             }
             let now = UNIX_EPOCH + Duration::from_secs(now_secs);
-            if let Some(quota) = read(&map, now) {
+            if let Some(quota) = read(&map, || now) {
                 prop_assert!(quota.reset.is_none_or(|reset| reset <= MAX_WAIT));
                 prop_assert!(quota.policy_rate.is_none_or(|rate| rate.is_finite() && rate >= 0.0));
             }

@@ -174,7 +174,7 @@ impl Http {
             .send(url, connect_timeout)
             .map_err(|e| classify(e, phase::current()))?;
         let status = response.status().as_u16();
-        let quota = quota_headers::read(response.headers(), SystemTime::now());
+        let quota = quota_headers::read(response.headers(), SystemTime::now);
 
         if response.status().is_redirection() {
             if let Some(next) = self.follow(url, &response)? {

@@ -167,8 +167,6 @@ struct Adaptation {
     wave_end: u64,
     /// The last signal: when, when sending could resume, and the rate then.
     last_signal: Option<Signal>,
-    /// Accepted requests sent since the last signal.
-    accepted_since_signal: u64,
     /// What the server let through of the requests sent before its first 429:
     /// its burst, as far as we can tell.
     first_burst: f64,
@@ -273,9 +271,9 @@ impl Throttle {
         if answer == Answer::Accepted {
             state.accepted += 1;
             let adaptation = &mut state.adaptation;
-            if sent.seq >= adaptation.wave_end {
-                adaptation.accepted_since_signal += 1;
-            } else if adaptation.first_wave_end == Some(adaptation.wave_end) {
+            if sent.seq < adaptation.wave_end
+                && adaptation.first_wave_end == Some(adaptation.wave_end)
+            {
                 // Sent before the first 429 and let through: the server's burst.
                 adaptation.first_burst += 1.0;
             }
@@ -644,7 +642,6 @@ impl State {
         }
         adaptation.wave_end = sends;
         adaptation.last_signal = Some(Signal { at: now, resume });
-        adaptation.accepted_since_signal = 0;
         adaptation.window = Some(1.0);
         adaptation.successes = 0;
     }
