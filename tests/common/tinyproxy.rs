@@ -115,14 +115,15 @@ impl TinyProxy {
     /// Whether the proxy process holds the TCP socket whose local address is `addr`:
     /// given the peer address a server saw, whether the connection came from the proxy.
     pub fn owns_socket(&self, addr: SocketAddr) -> bool {
-        let Some(inode) = socket_inode(addr) else {
-            return false;
-        };
-        let target = format!("socket:[{inode}]");
+        let targets: Vec<String> = socket_inodes(addr)
+            .into_iter()
+            .map(|inode| format!("socket:[{inode}]"))
+            .collect();
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
             .map(|fds| {
                 fds.flatten().any(|fd| {
-                    std::fs::read_link(fd.path()).is_ok_and(|link| link.as_os_str() == &*target)
+                    std::fs::read_link(fd.path())
+                        .is_ok_and(|link| targets.iter().any(|t| link.as_os_str() == t.as_str()))
                 })
             })
             .unwrap_or(false)
@@ -152,10 +153,12 @@ impl Drop for TinyProxy {
 
 const STAT_HOST: &str = "fanout-proxy.stats";
 
-/// The inode of the IPv4 TCP socket bound to `addr`, from /proc/net/tcp.
-fn socket_inode(addr: SocketAddr) -> Option<String> {
+/// The inodes of the open IPv4 TCP sockets bound to `addr`, from /proc/net/tcp. A busy
+/// machine may also list closed sockets (TIME_WAIT, inode 0) that had the same local
+/// port towards another peer; they are left out.
+fn socket_inodes(addr: SocketAddr) -> Vec<String> {
     let SocketAddr::V4(v4) = addr else {
-        return None;
+        return Vec::new();
     };
     // /proc/net/tcp shows the address as the hex of its in-memory (little-endian) u32.
     let local = format!(
@@ -163,11 +166,14 @@ fn socket_inode(addr: SocketAddr) -> Option<String> {
         u32::from_ne_bytes(v4.ip().octets()),
         v4.port()
     );
-    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    table.lines().skip(1).find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields.get(1) == Some(&local.as_str()))
-            .then(|| fields.get(9).map(|s| s.to_string()))
-            .flatten()
-    })
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let inode = *fields.get(9)?;
+            (fields.get(1) == Some(&local.as_str()) && inode != "0").then(|| inode.to_string())
+        })
+        .collect()
 }
