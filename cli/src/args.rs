@@ -60,10 +60,9 @@ A progress bar is drawn on stderr when it is a terminal.";
 const DEMO_AFTER_HELP: &str = "\
 The local API listens on 127.0.0.1 (an ephemeral port) and answers 429 to any request
 that breaks its token bucket (5 ms tolerance) and 503 to any beyond its concurrency
-cap, counting each as a violation. After a warm-up that opens the keep-alive
-connections and lets both buckets refill, the demo fetches IDs 1..=N and reports the
-wall time against the ideal (N - burst) / rate + latency, and the violations the
-server saw.
+cap, counting each as a violation. The demo starts cold, fetches IDs 1..=N and
+reports the wall time against the ideal (N - burst) / rate + latency, and the
+violations the server saw.
 
 Exit status: 0 when the run succeeded with no violation (with --fail-id: when it
 failed on exactly that ID, with no violation), 1 otherwise, 2 on a usage error, 130

@@ -22,8 +22,6 @@ use crate::{Outcome, UsageError};
 const MAX_IDS: u64 = 1_000_000;
 /// Most requests in flight in the demo, on either side: each is a thread.
 const MAX_IN_FLIGHT: usize = 256;
-/// Added to the computed refill time, so that both buckets are surely full.
-const REFILL_MARGIN: Duration = Duration::from_millis(100);
 
 /// The checked settings of one demo.
 #[derive(Debug, Clone, Copy)]
@@ -51,12 +49,6 @@ pub fn run(args: &DemoArgs) -> Result<Outcome, UsageError> {
     let interrupt = Interrupt::install(CancelToken::new());
 
     print(&introduce(&plan, &server));
-    if let Err(outcome) = warm_up(&plan, &client, &server, &interrupt) {
-        if outcome == Outcome::Interrupted {
-            let _ = writeln!(io::stderr(), "interrupted");
-        }
-        return Ok(outcome);
-    }
 
     let base = client.stats();
     let ids: Vec<u64> = (1..=plan.ids).collect();
@@ -175,45 +167,6 @@ fn build_client(plan: &Plan, template: &str) -> Result<FanOutClient, UsageError>
     builder
         .build()
         .map_err(|e| UsageError::new(format!("invalid configuration: {e}")))
-}
-
-/// Opens one keep-alive connection per worker, waits until both buckets are full
-/// again, and makes the server forget the warm-up.
-///
-/// A cold first wave reaches the server late, held up by connection setup, while the
-/// server's full bucket cannot bank the refill meanwhile; the measured run would then
-/// look like a burst to the server through no fault of the client's pacing.
-fn warm_up(
-    plan: &Plan,
-    client: &FanOutClient,
-    server: &DemoServer,
-    interrupt: &Interrupt,
-) -> Result<(), Outcome> {
-    let connections = plan.client_cap as u64;
-    // IDs no measured run uses.
-    let ids: Vec<u64> = (u64::MAX - connections..u64::MAX).collect();
-    if let Err(err) = client.fetch_all_with(&interrupt.token, &ids) {
-        if interrupt.fired() {
-            return Err(Outcome::Interrupted);
-        }
-        // Only a server stricter than the client refuses the warm-up; the measured
-        // run will show it.
-        print(&format!("warm-up           failed: {err}\n"));
-    }
-    let client_refill = plan.client_rate.map_or(Duration::ZERO, |(rate, burst)| {
-        let spent = client.stats().requests_sent.min(burst);
-        Duration::from_secs_f64(spent as f64 / rate.as_per_second())
-    });
-    let wait = client_refill.max(server.until_full()) + REFILL_MARGIN;
-    print(&format!(
-        "warm-up           {connections} requests, then {:.2} s for both buckets to refill\n",
-        wait.as_secs_f64()
-    ));
-    if !interrupt.wait(wait) {
-        return Err(Outcome::Interrupted);
-    }
-    server.reset();
-    Ok(())
 }
 
 /// The client's counters during the measured run.

@@ -117,11 +117,6 @@ impl Bucket {
             false
         }
     }
-
-    fn until_full(&mut self, now: Instant) -> Duration {
-        self.refill(now);
-        Duration::from_secs_f64((self.burst - self.tokens).max(0.0) / self.per_second)
-    }
 }
 
 /// The verdict on one request as it arrives.
@@ -167,28 +162,9 @@ impl DemoServer {
         format!("http://{}/users/{{id}}/widgets", self.addr)
     }
 
-    /// How long until the server's bucket is full again.
-    pub fn until_full(&self) -> Duration {
-        let now = Instant::now();
-        self.shared
-            .lock()
-            .bucket
-            .as_mut()
-            .map_or(Duration::ZERO, |bucket| bucket.until_full(now))
-    }
-
     /// What the server saw so far.
     pub fn seen(&self) -> Seen {
         self.shared.lock().seen.clone()
-    }
-
-    /// Forgets what the server saw (the bucket is left as it is).
-    pub fn reset(&self) {
-        let mut state = self.shared.lock();
-        state.seen = Seen {
-            peak_in_flight: state.in_flight,
-            ..Seen::default()
-        };
     }
 }
 
@@ -230,7 +206,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Connection threads started before any connection comes, so that the first requests
+/// are read as soon as later ones on kept-alive connections: starting a thread takes
+/// milliseconds on a busy machine, and the server would see the first wave late.
+const READY_THREADS: usize = 16;
+
 fn accept(shared: &Arc<Shared>, listener: &TcpListener) {
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<TcpStream>(0);
+    for _ in 0..READY_THREADS {
+        start_connection_thread(shared, &ready_rx, None);
+    }
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::SeqCst) {
             return;
@@ -240,12 +225,32 @@ fn accept(shared: &Arc<Shared>, listener: &TcpListener) {
         if let Ok(handle) = stream.try_clone() {
             lock(&shared.connections).push(handle);
         }
-        let connection = Arc::clone(shared);
-        // Without a thread the connection is dropped: the client sees it closed.
-        let _ = thread::Builder::new()
-            .name("demo-connection".into())
-            .spawn(move || serve_connection(&connection, stream));
+        // A waiting thread takes it; if none waits, one more is started.
+        if let Err(busy) = ready_tx.try_send(stream) {
+            start_connection_thread(shared, &ready_rx, Some(busy.into_inner()));
+        }
     }
+}
+
+/// Serves `first`, if given, then each connection handed over through `ready`, until
+/// the accept loop ends. Without a thread the connection is dropped: the client sees
+/// it closed.
+fn start_connection_thread(
+    shared: &Arc<Shared>,
+    ready: &Receiver<TcpStream>,
+    first: Option<TcpStream>,
+) {
+    let (shared, ready) = (Arc::clone(shared), ready.clone());
+    let _ = thread::Builder::new()
+        .name("demo-connection".into())
+        .spawn(move || {
+            if let Some(stream) = first {
+                serve_connection(&shared, stream);
+            }
+            for stream in ready {
+                serve_connection(&shared, stream);
+            }
+        });
 }
 
 fn serve_connection(shared: &Shared, stream: TcpStream) {
@@ -354,9 +359,7 @@ mod tests {
         let start = bucket.last;
         assert!(bucket.admit(start));
         assert!(bucket.admit(start));
-        assert_eq!(bucket.until_full(start), Duration::from_millis(200));
         let later = start + Duration::from_secs(60);
-        assert_eq!(bucket.until_full(later), Duration::ZERO);
         assert!(bucket.admit(later));
         assert!(bucket.admit(later));
         assert!(!bucket.admit(later));

@@ -4,7 +4,6 @@
 use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use fanout::CancelToken;
@@ -67,13 +66,5 @@ impl Interrupt {
             self.fired.try_recv(),
             Err(crossbeam_channel::TryRecvError::Disconnected)
         )
-    }
-
-    /// Waits for `duration`; false if Ctrl-C ended the wait first.
-    pub fn wait(&self, duration: Duration) -> bool {
-        crossbeam_channel::select! {
-            recv(self.fired) -> _ => false,
-            recv(crossbeam_channel::after(duration)) -> _ => true,
-        }
     }
 }

@@ -101,6 +101,10 @@ struct State {
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
     stopping: AtomicBool,
+    /// Responses after which a connection is closed (`connection: close`); 0 for never.
+    close_after: AtomicUsize,
+    /// Connections accepted so far.
+    connections: AtomicUsize,
     /// Disconnected when the server is dropped, releasing hanging handlers.
     stop_rx: Receiver<()>,
     /// Told of each request's ID as it arrives, for tests that wait for one.
@@ -139,27 +143,36 @@ impl TestServer {
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
+            close_after: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             stop_rx,
             arrival_tx,
         });
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<TcpStream>(0);
+        // Threads wait for connections before they come, so that a new connection is
+        // read as soon as a kept-alive one would be: starting a thread per connection
+        // takes milliseconds on a busy machine, which would delay the first requests
+        // against the later ones and skew the arrival times the tests measure.
+        for _ in 0..READY_THREADS {
+            spawn_handler(&state, &serve, &ready_rx, None);
+        }
         let accept_state = Arc::clone(&state);
-        let spawn = |f: Box<dyn FnOnce() + Send>| {
-            thread::Builder::new()
-                .name(SERVER_THREAD.to_string())
-                .spawn(f)
-                .expect("spawn server thread")
-        };
-        spawn(Box::new(move || {
-            for stream in listener.incoming() {
-                if accept_state.stopping.load(Ordering::SeqCst) {
-                    break;
+        thread::Builder::new()
+            .name(SERVER_THREAD.to_string())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if accept_state.stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    accept_state.connections.fetch_add(1, Ordering::SeqCst);
+                    // A waiting thread takes it; if none waits, one more is started.
+                    if let Err(e) = ready_tx.try_send(stream) {
+                        spawn_handler(&accept_state, &serve, &ready_rx, Some(e.into_inner()));
+                    }
                 }
-                let Ok(stream) = stream else { continue };
-                let state = Arc::clone(&accept_state);
-                let serve = Arc::clone(&serve);
-                spawn(Box::new(move || serve(&state, stream)));
-            }
-        }));
+            })
+            .expect("spawn server thread");
         TestServer {
             addr,
             state,
@@ -195,10 +208,47 @@ impl TestServer {
         self.state.peak_in_flight.store(0, Ordering::SeqCst);
     }
 
+    /// How many connections the server accepted.
+    pub fn connection_count(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
+    /// From now on, closes each connection after `responses` answers on it, as servers
+    /// behind load balancers do; the last answer says `connection: close`.
+    pub fn close_after(&self, responses: usize) {
+        self.state.close_after.store(responses, Ordering::SeqCst);
+    }
+
     /// Waits up to `limit` for the next request; returns its ID, if one came.
     pub fn next_arrival(&self, limit: Duration) -> Option<Option<u64>> {
         self.arrival_rx.recv_timeout(limit).ok()
     }
+}
+
+/// How many connection threads wait ready from the start: more than any test keeps
+/// open at once.
+const READY_THREADS: usize = 16;
+
+/// Starts a connection thread: it serves `first` if given, then each connection handed
+/// to it through `ready`, until the accept loop ends.
+fn spawn_handler(
+    state: &Arc<State>,
+    serve: &Arc<Serve>,
+    ready: &Receiver<TcpStream>,
+    first: Option<TcpStream>,
+) {
+    let (state, serve, ready) = (Arc::clone(state), Arc::clone(serve), ready.clone());
+    thread::Builder::new()
+        .name(SERVER_THREAD.to_string())
+        .spawn(move || {
+            if let Some(stream) = first {
+                serve(&state, stream);
+            }
+            for stream in ready {
+                serve(&state, stream);
+            }
+        })
+        .expect("spawn server thread");
 }
 
 impl Drop for TestServer {
@@ -217,6 +267,7 @@ fn serve_connection(state: &State, stream: TcpStream) {
 /// Answers the requests of one connection, plain or TLS, until it closes.
 fn serve_http(state: &State, stream: impl Read + Write) {
     let mut reader = BufReader::new(stream);
+    let mut answered = 0;
     loop {
         let mut request_line = String::new();
         match reader.read_line(&mut request_line) {
@@ -264,6 +315,7 @@ fn serve_http(state: &State, stream: impl Read + Write) {
             }
             reply => reply,
         };
+        let closing;
         let written = match reply {
             Reply::Respond {
                 status,
@@ -275,7 +327,13 @@ fn serve_http(state: &State, stream: impl Read + Write) {
                     // A test server may sleep: it plays a slow API.
                     thread::sleep(delay);
                 }
+                answered += 1;
+                let close_after = state.close_after.load(Ordering::SeqCst);
+                closing = close_after > 0 && answered >= close_after;
                 let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+                if closing {
+                    head.push_str("connection: close\r\n");
+                }
                 for (name, value) in &headers {
                     head.push_str(&format!("{name}: {value}\r\n"));
                 }
@@ -295,7 +353,7 @@ fn serve_http(state: &State, stream: impl Read + Write) {
             }
             Reply::After(..) => unreachable!("released above"),
         };
-        if written.is_err() {
+        if written.is_err() || closing {
             return;
         }
     }

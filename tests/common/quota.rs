@@ -2,10 +2,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Reply, TestServer};
+use super::{Reply, TestServer, TlsServer, TlsServerConfig};
 
 /// The rate-limit headers sent on every answer, 200 and 429 alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,11 +73,14 @@ pub struct QuotaArrival {
 /// A `TestServer` that answers like a rate-limited API: 200 with body `user-ID`, or
 /// 429 with `Retry-After`. It records, for each arrival, whether it was accepted.
 pub struct QuotaServer {
-    server: TestServer,
+    server: Listening,
     arrivals: Arc<Mutex<Vec<QuotaArrival>>>,
-    /// Seconds per token, for `warm_up`; zero without a bucket.
-    refill_per_token: f64,
-    burst: f64,
+}
+
+/// Plain HTTP or HTTPS.
+enum Listening {
+    Plain(TestServer),
+    Tls(Box<TlsServer>),
 }
 
 /// The token bucket, judged on arrivals the way an API gateway judges them.
@@ -141,6 +143,16 @@ impl Bucket {
 impl QuotaServer {
     /// Starts a server enforcing `config`'s token bucket, full at start.
     pub fn start(config: QuotaConfig) -> Self {
+        Self::start_on(config, None)
+    }
+
+    /// The same over HTTPS (see [`TlsServer`]); `template` is then an https URL and
+    /// `ca_pem` the CA to trust.
+    pub fn start_tls(config: QuotaConfig, tls: TlsServerConfig) -> Self {
+        Self::start_on(config, Some(tls))
+    }
+
+    fn start_on(config: QuotaConfig, tls: Option<TlsServerConfig>) -> Self {
         assert!(config.rate > 0.0, "a quota needs a positive rate");
         assert!(config.burst >= 1.0, "a quota needs room for one request");
         let bucket = Mutex::new(Bucket {
@@ -150,7 +162,7 @@ impl QuotaServer {
         });
         let arrivals = Arc::new(Mutex::new(Vec::new()));
         let ledger = Arc::clone(&arrivals);
-        let server = TestServer::start(move |id| {
+        let handler = move |id| {
             let mut bucket = bucket.lock().unwrap();
             // Read under the lock, so that times rise in the order of judgement.
             let now = Instant::now();
@@ -170,13 +182,12 @@ impl QuotaServer {
                 )
             };
             bucket.headers(reply)
-        });
-        QuotaServer {
-            server,
-            arrivals,
-            refill_per_token: 1.0 / config.rate,
-            burst: config.burst,
-        }
+        };
+        let server = match tls {
+            None => Listening::Plain(TestServer::start(handler)),
+            Some(tls) => Listening::Tls(Box::new(TlsServer::start_with(tls, handler))),
+        };
+        QuotaServer { server, arrivals }
     }
 
     /// A server with no rate limit that answers the first request for `id` with 429
@@ -211,21 +222,33 @@ impl QuotaServer {
             }
         });
         QuotaServer {
-            server,
+            server: Listening::Plain(server),
             arrivals,
-            refill_per_token: 0.0,
-            burst: 0.0,
         }
     }
 
-    /// `http://127.0.0.1:PORT/users/{id}`
+    /// `http://127.0.0.1:PORT/users/{id}`, or `https://` for `start_tls`.
     pub fn template(&self) -> String {
-        self.server.template()
+        match &self.server {
+            Listening::Plain(server) => server.template(),
+            Listening::Tls(server) => server.template(),
+        }
     }
 
-    /// The server underneath, for its in-flight count and `next_arrival`.
+    /// The CA to trust for `start_tls`; `None` over plain HTTP.
+    pub fn ca_pem(&self) -> Option<String> {
+        match &self.server {
+            Listening::Plain(_) => None,
+            Listening::Tls(server) => Some(server.ca_pem()),
+        }
+    }
+
+    /// The server underneath, for its in-flight count, `next_arrival` and `close_after`.
     pub fn server(&self) -> &TestServer {
-        &self.server
+        match &self.server {
+            Listening::Plain(server) => server,
+            Listening::Tls(server) => server.server(),
+        }
     }
 
     pub fn arrivals(&self) -> Vec<QuotaArrival> {
@@ -277,18 +300,21 @@ impl QuotaServer {
         Some(next.at - arrivals[first].at)
     }
 
-    /// Opens `connections` kept-alive connections from `client`, waits until the
-    /// bucket is full again, and forgets the warm-up's arrivals (see `super::warm_up`
-    /// for why timing tests start warm). `connections` must not exceed the burst.
-    pub fn warm_up(&self, client: &fanout::FanOutClient, connections: u64) {
-        let ids: Vec<u64> = (u64::MAX - connections..u64::MAX).collect();
-        client.fetch_all(&ids).expect("warm-up");
-        let spent = (connections as f64).min(self.burst);
-        thread::sleep(
-            Duration::from_secs_f64(spent * self.refill_per_token) + Duration::from_millis(300),
-        );
-        self.arrivals.lock().unwrap().clear();
-        self.server.forget_arrivals();
+    /// One line per arrival: milliseconds since the first, the ID, and whether it
+    /// was accepted; for the message of a failed assertion.
+    pub fn arrival_table(&self) -> String {
+        let arrivals = self.arrivals.lock().unwrap();
+        let Some(first) = arrivals.first().map(|a| a.at) else {
+            return String::new();
+        };
+        arrivals
+            .iter()
+            .map(|a| {
+                let ms = (a.at - first).as_secs_f64() * 1e3;
+                let verdict = if a.accepted { "ok" } else { "429" };
+                format!("{ms:9.2} ms  id {:?}  {verdict}\n", a.id)
+            })
+            .collect()
     }
 }
 

@@ -89,6 +89,9 @@ pub struct TlsServerConfig {
     pub expired: bool,
     /// Refuse clients without a certificate signed by the CA.
     pub require_client_cert: bool,
+    /// How long the server holds each client hello before it answers: a server far
+    /// away, or a busy one.
+    pub handshake_delay: Duration,
 }
 
 impl Default for TlsServerConfig {
@@ -97,6 +100,7 @@ impl Default for TlsServerConfig {
             names: vec!["127.0.0.1", "localhost"],
             expired: false,
             require_client_cert: false,
+            handshake_delay: Duration::ZERO,
         }
     }
 }
@@ -143,10 +147,15 @@ impl TlsServer {
 
         let refused = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&refused);
+        let delay = config.handshake_delay;
         let serve = move |state: &State, tcp: TcpStream| {
             let _ = tcp.set_nodelay(true);
             let conn = ServerConnection::new(Arc::clone(&tls)).expect("server connection");
             let mut stream = rustls::StreamOwned::new(conn, tcp);
+            if !delay.is_zero() {
+                // A test server may sleep: it plays a slow handshake.
+                std::thread::sleep(delay);
+            }
             // The handshake first, so that a refused client is seen here.
             while stream.conn.is_handshaking() {
                 if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
