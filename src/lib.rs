@@ -136,6 +136,7 @@
 //! logger. Each attempt logs `user_id`, `attempt`, `latency_ms` and `status`: at
 //! `debug` on success, `warn` before a retry (with `backoff_ms`), `error` when an ID
 //! fails for good. With `env_logger` (feature `kv`), `RUST_LOG=fanout=debug` shows them.
+#![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod abort;

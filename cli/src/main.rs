@@ -3,6 +3,7 @@
 //!
 //! This file parses the command line, dispatches, and turns each command's outcome
 //! into the process exit code. Only the binary prints; the library never does.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod args;

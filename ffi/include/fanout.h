@@ -339,7 +339,7 @@ const char *fanout_error_message(const struct fanout_error *error);
 
 // True if the error concerns one ID, which is then written to `*user_id` (if
 // `user_id` is not NULL). False for NULL `error`, and for errors of the whole call
-// (cancelled, deadline exceeded, invalid argument).
+// (cancelled, deadline exceeded, invalid argument), with `*user_id` set to 0.
 //
 // Any thread, at once with other readers of the same error.
 //
@@ -380,7 +380,7 @@ size_t fanout_results_len(const struct fanout_results *results);
 // Looks up the body of `id`: on success `*body` points to its `*len` bytes, which
 // belong to `results` and live until it is freed (for an empty body, `*body` is not
 // NULL but must not be read). `FANOUT_STATUS_NOT_FOUND` if the call did not include
-// `id`.
+// `id`. On failure `*body` is NULL and `*len` is 0.
 //
 // Any thread, at once with other readers.
 //
@@ -396,7 +396,7 @@ fanout_status fanout_results_get(const struct fanout_results *results,
 // The `index`th entry in ascending ID order, for iteration from 0 to
 // `fanout_results_len(results) - 1`: writes its ID to `*id` and its body to `*body`
 // and `*len`, as `fanout_results_get` does. `FANOUT_STATUS_NOT_FOUND` once `index`
-// is past the end.
+// is past the end. On failure `*id` and `*len` are 0 and `*body` is NULL.
 //
 // Any thread, at once with other readers.
 //

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use fanout::CancelToken;
 
-use crate::boundary::{guard, guard_value, handle, into_handle, live};
+use crate::boundary::{guard, handle};
 use crate::error::FanoutStatus;
+use crate::handle::{free, into_handle, live};
+use crate::unwind::guard_value;
 
 /// The `timeout_ms` of `fanout_cancel_new` that means no deadline.
 pub const FANOUT_NO_TIMEOUT: u64 = u64::MAX;
@@ -46,13 +48,12 @@ pub extern "C" fn fanout_cancel_new(timeout_ms: u64) -> *mut FanoutCancel {
 /// `cancel` is NULL or a live cancel token.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fanout_cancel_cancel(cancel: *const FanoutCancel) -> FanoutStatus {
-    // SAFETY: the caller's promise.
-    unsafe {
-        guard(std::ptr::null_mut(), || {
-            handle(cancel, "cancel")?.token.cancel();
-            Ok(())
-        })
-    }
+    guard(None, || {
+        // SAFETY: `cancel` is NULL or a live cancel token, by this function's contract.
+        let cancel = unsafe { handle(cancel, "cancel") }?;
+        cancel.token.cancel();
+        Ok(())
+    })
 }
 
 /// True once the token was cancelled or its deadline has passed; false for NULL.
@@ -65,7 +66,7 @@ pub unsafe extern "C" fn fanout_cancel_cancel(cancel: *const FanoutCancel) -> Fa
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fanout_cancel_is_cancelled(cancel: *const FanoutCancel) -> bool {
     guard_value(false, || {
-        // SAFETY: the caller's promise.
+        // SAFETY: `cancel` is NULL or a live cancel token, by this function's contract.
         unsafe { live(cancel) }.is_some_and(|c| c.token.is_cancelled())
     })
 }
@@ -79,6 +80,8 @@ pub unsafe extern "C" fn fanout_cancel_is_cancelled(cancel: *const FanoutCancel)
 /// `cancel` is NULL or a live cancel token, not used again after this.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fanout_cancel_free(cancel: *mut FanoutCancel) {
-    // SAFETY: the caller hands over NULL or a live cancel token.
-    guard_value((), || unsafe { crate::boundary::free(cancel) })
+    guard_value((), || {
+        // SAFETY: the caller hands over NULL or a live cancel token, used no more.
+        unsafe { free(cancel) }
+    })
 }

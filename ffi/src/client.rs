@@ -2,11 +2,14 @@
 
 use fanout::FanOutClient;
 
-use crate::boundary::{clear_out, guard, guard_value, handle, into_handle, live};
+use crate::boundary::{guard, handle, required_out};
 use crate::cancel::FanoutCancel;
 use crate::config::FanoutConfig;
 use crate::error::{FanoutError, FanoutStatus};
+use crate::handle::{free, into_handle, live};
+use crate::out::Out;
 use crate::results::FanoutResults;
+use crate::unwind::guard_value;
 
 /// A client: its rate limit, its worker threads and its connections, shared by every
 /// call made on it.
@@ -33,16 +36,18 @@ pub unsafe extern "C" fn fanout_client_new(
     out: *mut *mut FanoutClient,
     err: *mut *mut FanoutError,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promises, passed on.
-    unsafe {
-        guard(err, || {
-            clear_out(out, "out")?;
-            let config = handle(config, "config")?;
-            let client = config.builder()?.build()?;
-            out.write(into_handle(FanoutClient { client }));
-            Ok(())
-        })
-    }
+    // SAFETY: `err` is NULL or valid for one write, by this function's contract.
+    let err = unsafe { Out::take(err) };
+    guard(err, || {
+        // SAFETY: `out` is NULL or valid for one write, by this function's contract.
+        let out = unsafe { required_out(out, "out") }?;
+        // SAFETY: `config` is NULL or a live configuration that no other thread changes,
+        // by this function's contract.
+        let config = unsafe { handle(config, "config") }?;
+        let client = config.builder()?.build()?;
+        out.set(into_handle(FanoutClient { client }));
+        Ok(())
+    })
 }
 
 /// Fetches the `n` IDs at `ids` (repeats are fetched once) and, on success, sets
@@ -72,20 +77,26 @@ pub unsafe extern "C" fn fanout_fetch_all(
     out: *mut *mut FanoutResults,
     err: *mut *mut FanoutError,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promises, passed on.
-    unsafe {
-        guard(err, || {
-            clear_out(out, "out")?;
-            let client = &handle(client, "client")?.client;
-            let ids = id_slice(ids, n)?;
-            let bodies = match live(cancel) {
-                Some(cancel) => client.fetch_all_with(&cancel.token, ids),
-                None => client.fetch_all(ids),
-            }?;
-            out.write(into_handle(FanoutResults::new(bodies)));
-            Ok(())
-        })
-    }
+    // SAFETY: `err` is NULL or valid for one write, by this function's contract.
+    let err = unsafe { Out::take(err) };
+    guard(err, || {
+        // SAFETY: `out` is NULL or valid for one write, by this function's contract.
+        let out = unsafe { required_out(out, "out") }?;
+        // SAFETY: `client` is NULL or a live client, not freed during the call, by this
+        // function's contract.
+        let client = &unsafe { handle(client, "client") }?.client;
+        // SAFETY: `ids` is NULL or points to `n` readable IDs, by this function's
+        // contract.
+        let ids = unsafe { id_slice(ids, n) }?;
+        // SAFETY: `cancel` is NULL or a live cancel token, not freed during the call, by
+        // this function's contract.
+        let bodies = match unsafe { live(cancel) } {
+            Some(cancel) => client.fetch_all_with(&cancel.token, ids),
+            None => client.fetch_all(ids),
+        }?;
+        out.set(into_handle(FanoutResults::new(bodies)));
+        Ok(())
+    })
 }
 
 /// The IDs the caller passed, checked as far as a pointer and a length can be.
@@ -122,6 +133,8 @@ unsafe fn id_slice<'a>(ids: *const u64, n: usize) -> Result<&'a [u64], FanoutErr
 /// `client` is NULL or a live client, not used again after this.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fanout_client_free(client: *mut FanoutClient) {
-    // SAFETY: the caller hands over NULL or a live client.
-    guard_value((), || unsafe { crate::boundary::free(client) })
+    guard_value((), || {
+        // SAFETY: the caller hands over NULL or a live client, used no more.
+        unsafe { free(client) }
+    })
 }

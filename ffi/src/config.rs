@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use fanout::{FanOutClient, FanOutClientBuilder, Rate};
 
-use crate::boundary::{bytes, guard, guard_value, into_handle, live_mut, utf8};
+use crate::boundary::{bytes, guard, handle_mut, utf8};
 use crate::error::{FanoutError, FanoutStatus};
+use crate::handle::{free, into_handle};
+use crate::unwind::guard_value;
 
 /// The settings of a client, filled in by the `fanout_config_set_*` functions and
 /// read by `fanout_client_new`. Unset settings keep the library's defaults: 10
@@ -120,14 +122,16 @@ pub unsafe extern "C" fn fanout_config_set_url_template(
     config: *mut FanoutConfig,
     url_template: *const c_char,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promises, passed on.
-    unsafe {
-        guard(std::ptr::null_mut(), || {
-            let config = live_mut(config, "config")?;
-            config.url_template = Some(utf8(url_template, "url_template")?.to_owned());
-            Ok(())
-        })
-    }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        // SAFETY: `url_template` is NULL or a NUL-terminated string, by this function's
+        // contract.
+        let url_template = unsafe { utf8(url_template, "url_template") }?;
+        config.url_template = Some(url_template.to_owned());
+        Ok(())
+    })
 }
 
 /// Allows `per_second` requests per second on average, in bursts of up to `burst`.
@@ -142,12 +146,13 @@ pub unsafe extern "C" fn fanout_config_set_rate_limit(
     per_second: u64,
     burst: u64,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promise, passed on.
-    unsafe {
-        set(config, |c| {
-            c.rate = Some(Some((RateSetting::PerSecond(per_second), burst)));
-        })
-    }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        config.rate = Some(Some((RateSetting::PerSecond(per_second), burst)));
+        Ok(())
+    })
 }
 
 /// Allows `amount` requests per window of `window_ms` milliseconds on average, in
@@ -166,12 +171,13 @@ pub unsafe extern "C" fn fanout_config_set_rate_per_window(
     window_ms: u64,
     burst: u64,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promise, passed on.
-    unsafe {
-        set(config, |c| {
-            c.rate = Some(Some((RateSetting::PerWindow { amount, window_ms }, burst)));
-        })
-    }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        config.rate = Some(Some((RateSetting::PerWindow { amount, window_ms }, burst)));
+        Ok(())
+    })
 }
 
 /// Lifts the rate limit: requests are bounded only by the in-flight cap.
@@ -183,8 +189,13 @@ pub unsafe extern "C" fn fanout_config_set_rate_per_window(
 pub unsafe extern "C" fn fanout_config_set_no_rate_limit(
     config: *mut FanoutConfig,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promise, passed on.
-    unsafe { set(config, |c| c.rate = Some(None)) }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        config.rate = Some(None);
+        Ok(())
+    })
 }
 
 /// Caps requests in flight at `n`, which is also the number of worker threads: from 1
@@ -198,8 +209,13 @@ pub unsafe extern "C" fn fanout_config_set_max_in_flight(
     config: *mut FanoutConfig,
     n: usize,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promise, passed on.
-    unsafe { set(config, |c| c.max_in_flight = Some(n)) }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        config.max_in_flight = Some(n);
+        Ok(())
+    })
 }
 
 /// Bounds each attempt, from connecting to the last byte of the body, to
@@ -213,12 +229,13 @@ pub unsafe extern "C" fn fanout_config_set_timeout_ms(
     config: *mut FanoutConfig,
     milliseconds: u64,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promise, passed on.
-    unsafe {
-        set(config, |c| {
-            c.timeout = Some(Duration::from_millis(milliseconds))
-        })
-    }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        config.timeout = Some(Duration::from_millis(milliseconds));
+        Ok(())
+    })
 }
 
 /// Attempts per ID in all, the first included: 1 means no retries; at least 1
@@ -233,8 +250,13 @@ pub unsafe extern "C" fn fanout_config_set_max_attempts(
     config: *mut FanoutConfig,
     attempts: u32,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promise, passed on.
-    unsafe { set(config, |c| c.max_attempts = Some(attempts)) }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        config.max_attempts = Some(attempts);
+        Ok(())
+    })
 }
 
 /// Adds a header to every request, such as `Authorization`. Checked by
@@ -250,16 +272,17 @@ pub unsafe extern "C" fn fanout_config_add_header(
     name: *const c_char,
     value: *const c_char,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promises, passed on.
-    unsafe {
-        guard(std::ptr::null_mut(), || {
-            let config = live_mut(config, "config")?;
-            let name = utf8(name, "header name")?.to_owned();
-            let value = utf8(value, "header value")?.to_owned();
-            config.headers.push((name, value));
-            Ok(())
-        })
-    }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        // SAFETY: `name` is NULL or a NUL-terminated string, by this function's contract.
+        let name = unsafe { utf8(name, "header name") }?.to_owned();
+        // SAFETY: `value` is NULL or a NUL-terminated string, by this function's contract.
+        let value = unsafe { utf8(value, "header value") }?.to_owned();
+        config.headers.push((name, value));
+        Ok(())
+    })
 }
 
 /// Sends every request through the proxy at `url` (`http://host:port`, also
@@ -278,19 +301,19 @@ pub unsafe extern "C" fn fanout_config_set_proxy(
     config: *mut FanoutConfig,
     url: *const c_char,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promises, passed on.
-    unsafe {
-        guard(std::ptr::null_mut(), || {
-            let config = live_mut(config, "config")?;
-            let url = if url.is_null() {
-                None
-            } else {
-                Some(utf8(url, "proxy url")?.to_owned())
-            };
-            config.proxy = Some(url.filter(|u| !u.is_empty()));
-            Ok(())
-        })
-    }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        let url = if url.is_null() {
+            None
+        } else {
+            // SAFETY: `url` is a NUL-terminated string, by this function's contract.
+            Some(unsafe { utf8(url, "proxy url") }?.to_owned())
+        };
+        config.proxy = Some(url.filter(|u| !u.is_empty()));
+        Ok(())
+    })
 }
 
 /// Trusts the CA certificates in the `len` bytes of PEM text at `pem` (one or more
@@ -311,15 +334,16 @@ pub unsafe extern "C" fn fanout_config_add_root_certificates_pem(
     pem: *const u8,
     len: usize,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promises, passed on.
-    unsafe {
-        guard(std::ptr::null_mut(), || {
-            let config = live_mut(config, "config")?;
-            let pem = bytes(pem, len, "pem")?.to_vec();
-            config.root_certificates.push(Pem(pem));
-            Ok(())
-        })
-    }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        // SAFETY: `pem` is NULL or points to `len` readable bytes, by this function's
+        // contract.
+        let pem = unsafe { bytes(pem, len, "pem") }?.to_vec();
+        config.root_certificates.push(Pem(pem));
+        Ok(())
+    })
 }
 
 /// Presents a client certificate to servers that ask for one (mutual TLS):
@@ -341,16 +365,19 @@ pub unsafe extern "C" fn fanout_config_set_client_certificate_pem(
     key: *const u8,
     key_len: usize,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promises, passed on.
-    unsafe {
-        guard(std::ptr::null_mut(), || {
-            let config = live_mut(config, "config")?;
-            let cert = bytes(cert, cert_len, "cert")?.to_vec();
-            let key = bytes(key, key_len, "key")?.to_vec();
-            config.client_certificate = Some((Pem(cert), Pem(key)));
-            Ok(())
-        })
-    }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        // SAFETY: `cert` is NULL or points to `cert_len` readable bytes, by this
+        // function's contract.
+        let cert = unsafe { bytes(cert, cert_len, "cert") }?.to_vec();
+        // SAFETY: `key` is NULL or points to `key_len` readable bytes, by this function's
+        // contract.
+        let key = unsafe { bytes(key, key_len, "key") }?.to_vec();
+        config.client_certificate = Some((Pem(cert), Pem(key)));
+        Ok(())
+    })
 }
 
 /// Frees a configuration. NULL is ignored. Clients made from it are not affected.
@@ -360,8 +387,10 @@ pub unsafe extern "C" fn fanout_config_set_client_certificate_pem(
 /// `config` is NULL or a live configuration, not used again after this.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fanout_config_free(config: *mut FanoutConfig) {
-    // SAFETY: the caller hands over NULL or a live configuration.
-    guard_value((), || unsafe { crate::boundary::free(config) })
+    guard_value((), || {
+        // SAFETY: the caller hands over NULL or a live configuration, used no more.
+        unsafe { free(config) }
+    })
 }
 
 /// Whether the client slows down when the server answers 429 without rate-limit
@@ -376,21 +405,11 @@ pub unsafe extern "C" fn fanout_config_set_adaptive_rate(
     config: *mut FanoutConfig,
     on: bool,
 ) -> FanoutStatus {
-    // SAFETY: the caller's promise, passed on.
-    unsafe { set(config, |c| c.adaptive_rate = Some(on)) }
-}
-
-/// Applies `change` to a live configuration.
-///
-/// # Safety
-///
-/// `config` is NULL or a live configuration used by no other thread.
-unsafe fn set(config: *mut FanoutConfig, change: impl FnOnce(&mut FanoutConfig)) -> FanoutStatus {
-    // SAFETY: the caller's promise.
-    unsafe {
-        guard(std::ptr::null_mut(), || {
-            change(live_mut(config, "config")?);
-            Ok(())
-        })
-    }
+    guard(None, || {
+        // SAFETY: `config` is NULL or a live configuration that no other thread uses, by
+        // this function's contract.
+        let config = unsafe { handle_mut(config, "config") }?;
+        config.adaptive_rate = Some(on);
+        Ok(())
+    })
 }

@@ -4,7 +4,9 @@ use std::ffi::{CString, c_char};
 
 use fanout::{ConfigError, ErrorKind, FetchError};
 
-use crate::boundary::{guard_value, live};
+use crate::handle::{free, live};
+use crate::out::Out;
+use crate::unwind::guard_value;
 
 /// What a function returns: `FANOUT_STATUS_OK`, or why it failed. The kind of a
 /// `fanout_error` is one of these too.
@@ -112,7 +114,7 @@ impl From<ConfigError> for FanoutError {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fanout_error_kind(error: *const FanoutError) -> FanoutStatus {
     guard_value(FanoutStatus::Internal, || {
-        // SAFETY: the caller passes NULL or a live error.
+        // SAFETY: `error` is NULL or a live error, by this function's contract.
         unsafe { live(error) }.map_or(FanoutStatus::InvalidArgument, |e| e.kind)
     })
 }
@@ -128,14 +130,14 @@ pub unsafe extern "C" fn fanout_error_kind(error: *const FanoutError) -> FanoutS
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fanout_error_message(error: *const FanoutError) -> *const c_char {
     guard_value(std::ptr::null(), || {
-        // SAFETY: the caller passes NULL or a live error.
+        // SAFETY: `error` is NULL or a live error, by this function's contract.
         unsafe { live(error) }.map_or(std::ptr::null(), |e| e.message.as_ptr())
     })
 }
 
 /// True if the error concerns one ID, which is then written to `*user_id` (if
 /// `user_id` is not NULL). False for NULL `error`, and for errors of the whole call
-/// (cancelled, deadline exceeded, invalid argument).
+/// (cancelled, deadline exceeded, invalid argument), with `*user_id` set to 0.
 ///
 /// Any thread, at once with other readers of the same error.
 ///
@@ -149,13 +151,14 @@ pub unsafe extern "C" fn fanout_error_user_id(
     user_id: *mut u64,
 ) -> bool {
     guard_value(false, || {
-        // SAFETY: the caller passes NULL or a live error.
+        // SAFETY: `user_id` is NULL or valid for one write, by this function's contract.
+        let user_id = unsafe { Out::take(user_id) };
+        // SAFETY: `error` is NULL or a live error, by this function's contract.
         let Some(id) = unsafe { live(error) }.and_then(|e| e.user_id) else {
             return false;
         };
-        if !user_id.is_null() {
-            // SAFETY: the caller passes NULL or a pointer valid for one write.
-            unsafe { user_id.write(id) };
+        if let Some(user_id) = user_id {
+            user_id.set(id);
         }
         true
     })
@@ -172,7 +175,7 @@ pub unsafe extern "C" fn fanout_error_user_id(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fanout_error_http_status(error: *const FanoutError) -> u16 {
     guard_value(0, || {
-        // SAFETY: the caller passes NULL or a live error.
+        // SAFETY: `error` is NULL or a live error, by this function's contract.
         unsafe { live(error) }.map_or(0, |e| e.http_status)
     })
 }
@@ -186,8 +189,10 @@ pub unsafe extern "C" fn fanout_error_http_status(error: *const FanoutError) -> 
 /// `error` is NULL or a live error from this library, not used again after this.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fanout_error_free(error: *mut FanoutError) {
-    // SAFETY: the caller hands over NULL or a live error.
-    guard_value((), || unsafe { crate::boundary::free(error) })
+    guard_value((), || {
+        // SAFETY: the caller hands over NULL or a live error, used no more.
+        unsafe { free(error) }
+    })
 }
 
 #[cfg(test)]
@@ -208,7 +213,9 @@ mod tests {
             .unwrap();
         let error = FanoutError::from(client.fetch_all(&[5]).unwrap_err());
         // SAFETY: `error` is live for the whole test.
-        let message = unsafe { std::ffi::CStr::from_ptr(fanout_error_message(&error)) };
+        let message = unsafe { fanout_error_message(&error) };
+        // SAFETY: the message of a live error is a C string that lives as long as it.
+        let message = unsafe { std::ffi::CStr::from_ptr(message) };
         assert_eq!(
             message.to_str().unwrap(),
             format!("user 5: connect 127.0.0.1:{port}: connection refused")

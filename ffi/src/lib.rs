@@ -10,19 +10,29 @@
 //!   frees otherwise: strings and bodies borrowed from a handle live until it is freed.
 //! - Functions that can fail return a [`FanoutStatus`]. A NULL pointer where one is
 //!   required, a length too large, or a string that is not UTF-8 returns
-//!   `FANOUT_STATUS_INVALID_ARGUMENT` and changes nothing.
+//!   `FANOUT_STATUS_INVALID_ARGUMENT` and changes no handle.
+//! - Outputs come last, each its own variable. Each output pointer that is not NULL is
+//!   set to NULL or 0 on entry, and written with a result only on success.
 //! - No panic crosses the boundary: each function catches one and returns
 //!   `FANOUT_STATUS_INTERNAL` (or NULL, or zero), which is a bug in this library.
 //! - Each function says in its documentation which threads may call it at once.
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+// Each `unsafe` block holds one operation and says why it is sound.
+#![deny(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
+)]
 
 mod boundary;
 mod cancel;
 mod client;
 mod config;
 mod error;
+mod handle;
+mod out;
 mod results;
+mod unwind;
 
 pub use cancel::{
     FANOUT_NO_TIMEOUT, FanoutCancel, fanout_cancel_cancel, fanout_cancel_free,

@@ -64,6 +64,7 @@ static void test_success(const fanout_client *client) {
     CHECK(fanout_results_get(results, 3, &body, &len) == FANOUT_STATUS_OK);
     CHECK(len == strlen("user 3") && memcmp(body, "user 3", len) == 0);
     CHECK(fanout_results_get(results, 6, &body, &len) == FANOUT_STATUS_NOT_FOUND);
+    CHECK(body == NULL && len == 0); /* cleared, not left pointing at user 3 */
 
     /* Iteration is in ascending ID order. */
     for (size_t i = 0; i < fanout_results_len(results); i++) {
@@ -76,6 +77,7 @@ static void test_success(const fanout_client *client) {
     }
     uint64_t id = 0;
     CHECK(fanout_results_at(results, 5, &id, &body, &len) == FANOUT_STATUS_NOT_FOUND);
+    CHECK(id == 0 && body == NULL && len == 0);
     fanout_results_free(results);
 
     /* No IDs: an empty result, and NULL is allowed for the empty array. */
@@ -133,6 +135,9 @@ static void test_cancel_from_another_thread(const fanout_client *client) {
     CHECK(results == NULL);
     CHECK(fanout_error_kind(err) == FANOUT_STATUS_CANCELLED);
     CHECK(!fanout_error_user_id(err, NULL));
+    uint64_t user_id = 7;
+    CHECK(!fanout_error_user_id(err, &user_id));
+    CHECK(user_id == 0);
     CHECK(pthread_join(thread, NULL) == 0);
     CHECK(fanout_cancel_is_cancelled(cancel));
     fanout_error_free(err);
