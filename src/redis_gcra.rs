@@ -4,6 +4,7 @@
 //! "theoretical arrival time" under one key and reads the time from the server's own
 //! clock (`TIME`), so the clocks of the hosts running the clients do not matter.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -126,6 +127,18 @@ struct Fallback {
     share: String,
     /// While set and in the future, tokens come from the bucket without asking Redis.
     redis_away_until: Mutex<Option<Instant>>,
+    /// Tokens taken from the bucket, for [`RedisGcra::fallback_tokens`].
+    taken: AtomicU64,
+}
+
+impl Fallback {
+    fn try_take(&self) -> Result<TryTake, LimiterError> {
+        let verdict = self.bucket.try_take()?;
+        if verdict == TryTake::Taken {
+            self.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(verdict)
+    }
 }
 
 impl RedisGcra {
@@ -226,8 +239,29 @@ impl RedisGcra {
             bucket,
             share: format!("{rate}, burst {burst}"),
             redis_away_until: Mutex::new(None),
+            taken: AtomicU64::new(0),
         });
         self
+    }
+
+    /// How many tokens this process took from its local share because Redis could
+    /// not be reached: requests that went out under `1/processes` of the quota
+    /// rather than the shared one. Always 0 without
+    /// [`with_local_fallback`](Self::with_local_fallback).
+    ///
+    /// ```
+    /// use fanout::RedisGcra;
+    ///
+    /// // `new` does not connect: nothing has been taken yet, from Redis or locally.
+    /// let quota = RedisGcra::new("redis://127.0.0.1:6379/", "quota:api-key-42", "10/s".parse()?, 20)?
+    ///     .with_local_fallback(4);
+    /// assert_eq!(quota.fallback_tokens(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fallback_tokens(&self) -> u64 {
+        self.fallback
+            .as_ref()
+            .map_or(0, |fallback| fallback.taken.load(Ordering::Relaxed))
     }
 
     fn open(&self) -> redis::RedisResult<redis::Connection> {
@@ -283,7 +317,7 @@ impl Limiter for RedisGcra {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if away.is_some_and(|until| Instant::now() < until) {
-                return fallback.bucket.try_take();
+                return fallback.try_take();
             }
             match self.ask() {
                 Ok(wait) => {
@@ -304,7 +338,7 @@ impl Limiter for RedisGcra {
                         );
                     }
                     *away = Some(Instant::now() + RETRY_REDIS_AFTER);
-                    return fallback.bucket.try_take();
+                    return fallback.try_take();
                 }
             }
         }

@@ -96,6 +96,25 @@ fn an_unreachable_redis_is_a_clear_error() {
     assert!(RedisGcra::new(&url, "quota", per_s(10), 0).is_err());
 }
 
+#[test]
+fn with_the_fallback_a_limiter_made_while_redis_is_away_takes_its_share() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    // Half of 2/s with bursts of 4: 1/s with bursts of 2, so a third token is a
+    // second away, far longer than this test takes.
+    let limit = RedisGcra::new(&url, "quota", per_s(2), 4)
+        .unwrap()
+        .with_local_fallback(2);
+    assert_eq!(limit.try_take().unwrap(), TryTake::Taken);
+    assert_eq!(limit.try_take().unwrap(), TryTake::Taken);
+    assert!(matches!(limit.try_take().unwrap(), TryTake::WaitFor(_)));
+    assert_eq!(limit.fallback_tokens(), 2);
+}
+
 /// Fetches 100 IDs at 50/s through Redis, stopping Redis after the fifth request;
 /// returns the result and how long the call took after the stop.
 fn stop_redis_mid_call(

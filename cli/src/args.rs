@@ -40,7 +40,10 @@ const FETCH_AFTER_HELP: &str = "\
 Output:
   default     stdout is one JSON line: {\"ok\":true,\"count\":N,\"bytes\":B} on success,
               {\"ok\":false,\"user_id\":ID,\"error\":\"...\"} on failure (user_id is null
-              when the whole run ended: deadline or Ctrl-C).
+              when the whole run ended: deadline, Ctrl-C, or a --redis that cannot
+              be reached at the start). With --redis-fallback-processes both
+              lines add \"redis_fallback_requests\":K, the requests sent on this
+              process's share while Redis was unreachable.
   --out-dir   each body is written to DIR/ID (through a temporary file in DIR and a
               rename, so no file under its final name is ever half-written; a
               second Ctrl-C may leave a .fanout-*.part file); stdout still gets
@@ -191,8 +194,8 @@ pub struct FetchArgs {
 
     /// Share the rate limit with every process that uses the same --limit-key on
     /// this Redis server (redis://HOST:PORT/): --rate and --burst are then the quota
-    /// of all of them together. Without --redis-fallback-processes, the run fails if
-    /// Redis cannot be reached.
+    /// of all of them together. Without --redis-fallback-processes, the run fails
+    /// (exit 1) if Redis cannot be reached, before any request if it is at the start.
     #[arg(long, value_name = "URL", requires = "limit_key")]
     pub redis: Option<String>,
 
@@ -200,8 +203,9 @@ pub struct FetchArgs {
     #[arg(long, value_name = "KEY", requires = "redis")]
     pub limit_key: Option<String>,
 
-    /// While Redis cannot be reached, go on with a local bucket holding 1/N of the
-    /// quota, N being the number of processes sharing it, instead of failing.
+    /// While Redis cannot be reached, at the start or later, go on with a local bucket
+    /// holding 1/N of the quota, N being the number of processes sharing it, instead
+    /// of failing. Redis is asked again every second; each switch is a warning.
     #[arg(long, value_name = "N", requires = "redis", value_parser = clap::value_parser!(u64).range(1..))]
     pub redis_fallback_processes: Option<u64>,
 

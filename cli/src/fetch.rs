@@ -21,14 +21,7 @@ use crate::{Outcome, UsageError};
 /// Runs `fanout fetch`.
 pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
     let ids = collect_ids(args)?;
-    let shared_limit = match shared_limit(args)? {
-        Ok(limit) => limit,
-        Err(e) => {
-            let _ = writeln!(io::stderr(), "fanout: shared rate limit: {e}");
-            return Ok(Outcome::Failure);
-        }
-    };
-    let client = build_client(args, shared_limit)?;
+    let quota = redis_quota(args)?;
     let mode = match (&args.out_dir, args.jsonl) {
         (Some(dir), _) => Mode::OutDir(dir.clone()),
         (None, true) => Mode::Jsonl,
@@ -39,6 +32,16 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
     if let Some(path) = &args.limits.timeline {
         Timeline::check_writable(path)?;
     }
+    let quota = match quota.map(|quota| connect(args, quota)).transpose() {
+        Ok(quota) => quota.map(Arc::new),
+        Err(e) => {
+            // Nothing was requested, and stdout still gets its one line.
+            let error = format!("shared rate limit: {e}");
+            let written = Output::failure_before_start(mode, io::stdout().lock(), &error);
+            return Ok(settle(written, Outcome::Failure));
+        }
+    };
+    let client = build_client(args, quota.clone())?;
     let mut output = Output::new(mode, io::stdout().lock())?;
 
     // The deadline counts from here, once everything is ready.
@@ -59,6 +62,9 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
         drain(&client, &interrupt.token, &ids, &mut output)
     });
 
+    if let (Some(_), Some(quota)) = (args.redis_fallback_processes, &quota) {
+        output.redis_fallback_requests(quota.fallback_tokens());
+    }
     let outcome = finish(end, output, &interrupt);
     if let (Some(path), Some(timeline)) = (&args.limits.timeline, timeline) {
         // The path was writable before the run; if drawing still fails, the exit
@@ -124,6 +130,11 @@ fn finish<W: Write>(end: End, output: Output<W>, interrupt: &Interrupt) -> Outco
             return Outcome::Failure;
         }
     };
+    settle(written, outcome)
+}
+
+/// The exit status once the last line was written, or could not be.
+fn settle(written: Result<(), WriteError>, outcome: Outcome) -> Outcome {
     match written {
         Ok(()) | Err(WriteError::StdoutClosed) => outcome,
         Err(WriteError::Stdout(err)) => {
@@ -164,30 +175,40 @@ fn read_ids_file(path: &Path) -> Result<IdList, UsageError> {
     parsed.map_err(UsageError)
 }
 
-/// The Redis quota of `--redis`, if asked for: a usage error for a bad combination,
-/// an inner error if Redis cannot be reached.
-fn shared_limit(args: &FetchArgs) -> Result<Result<Option<RedisGcra>, LimiterError>, UsageError> {
+/// The Redis quota of `--redis`, if asked for, not yet connected: a usage error for
+/// a bad combination or a URL that is not a Redis URL.
+fn redis_quota(args: &FetchArgs) -> Result<Option<RedisGcra>, UsageError> {
     let (Some(url), Some(key)) = (&args.redis, &args.limit_key) else {
-        return Ok(Ok(None));
+        return Ok(None);
     };
     let Some((rate, burst)) = args.limits.rate_limit() else {
         return Err(UsageError::new(
             "--redis shares a rate limit: it needs --rate above 0",
         ));
     };
-    Ok(
-        RedisGcra::connect(url, key.as_str(), rate, burst).map(|limit| {
-            Some(match args.redis_fallback_processes {
-                Some(processes) => limit.with_local_fallback(processes),
-                None => limit,
-            })
-        }),
-    )
+    RedisGcra::new(url, key.as_str(), rate, burst)
+        .map(Some)
+        .map_err(|e| UsageError::new(format!("--redis: {e}")))
+}
+
+/// Without a fallback, connects now, so that an unreachable Redis ends the run before
+/// any request. With one, the first token finds out, and the local share takes over.
+fn connect(args: &FetchArgs, quota: RedisGcra) -> Result<RedisGcra, LimiterError> {
+    if let Some(processes) = args.redis_fallback_processes {
+        return Ok(quota.with_local_fallback(processes));
+    }
+    // `redis_quota` accepted these settings: only reaching Redis can fail here.
+    match (&args.redis, &args.limit_key, args.limits.rate_limit()) {
+        (Some(url), Some(key), Some((rate, burst))) => {
+            RedisGcra::connect(url, key.as_str(), rate, burst)
+        }
+        _ => Ok(quota),
+    }
 }
 
 fn build_client(
     args: &FetchArgs,
-    shared_limit: Option<RedisGcra>,
+    shared_limit: Option<Arc<RedisGcra>>,
 ) -> Result<FanOutClient, UsageError> {
     let limits = &args.limits;
     let mut builder = FanOutClient::builder(args.template.as_str())
@@ -197,7 +218,7 @@ fn build_client(
         .adaptive_rate(!args.no_adaptive_rate)
         .max_throttled(Duration::from_millis(args.max_throttled_ms));
     builder = match (shared_limit, limits.rate_limit()) {
-        (Some(shared), _) => builder.limiter(Arc::new(shared)),
+        (Some(shared), _) => builder.limiter(shared),
         (None, Some((rate, burst))) => builder.rate(rate, burst),
         (None, None) => builder.no_rate_limit(),
     };

@@ -54,6 +54,7 @@ pub struct Output<W: Write> {
     out: W,
     count: u64,
     bytes: u64,
+    redis_fallback_requests: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -61,6 +62,8 @@ struct SummaryOk {
     ok: bool,
     count: u64,
     bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_fallback_requests: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -68,6 +71,8 @@ struct SummaryFailed<'a> {
     ok: bool,
     user_id: Option<u64>,
     error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_fallback_requests: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -98,12 +103,30 @@ impl<W: Write> Output<W> {
                 UsageError::new(format!("cannot create --out-dir {}: {e}", dir.display()))
             })?;
         }
-        Ok(Output {
+        Ok(Self::unprepared(mode, out))
+    }
+
+    fn unprepared(mode: Mode, out: W) -> Self {
+        Output {
             mode,
             out,
             count: 0,
             bytes: 0,
-        })
+            redis_fallback_requests: None,
+        }
+    }
+
+    /// Ends a run that failed before its first request, with the line
+    /// [`failure`](Self::failure) would write, and without creating the output
+    /// directory.
+    pub fn failure_before_start(mode: Mode, out: W, error: &str) -> Result<(), WriteError> {
+        Self::unprepared(mode, out).failure(None, error)
+    }
+
+    /// Adds to the summary line how many requests went out on this process's share
+    /// of the quota while Redis was unreachable (`--redis-fallback-processes`).
+    pub fn redis_fallback_requests(&mut self, requests: u64) {
+        self.redis_fallback_requests = Some(requests);
     }
 
     /// Handles the body of one ID.
@@ -139,6 +162,7 @@ impl<W: Write> Output<W> {
                 ok: true,
                 count: self.count,
                 bytes: self.bytes,
+                redis_fallback_requests: self.redis_fallback_requests,
             });
             self.out.write_all(&line).map_err(WriteError::from_stdout)?;
         }
@@ -154,6 +178,7 @@ impl<W: Write> Output<W> {
                 ok: false,
                 user_id,
                 error,
+                redis_fallback_requests: self.redis_fallback_requests,
             }),
         };
         self.out.write_all(&line).map_err(WriteError::from_stdout)?;
@@ -235,6 +260,41 @@ mod tests {
                 "{\"id\":3,\"error\":\"user 3: http status 500\"}",
             ]
         );
+    }
+
+    #[test]
+    fn redis_fallback_requests_are_counted_in_the_summary_when_asked_for() {
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.body(1, b"abc").unwrap();
+        output.redis_fallback_requests(1);
+        output.success().unwrap();
+        let mut output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.redis_fallback_requests(0);
+        output.failure(Some(2), "user 2: http status 500").unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"ok\":true,\"count\":1,\"bytes\":3,\"redis_fallback_requests\":1}",
+                "{\"ok\":false,\"user_id\":2,\"error\":\"user 2: http status 500\",\"redis_fallback_requests\":0}",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failure_before_start_creates_no_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("never");
+        let mut out = Vec::new();
+        Output::failure_before_start(Mode::OutDir(target.clone()), &mut out, "redis down").unwrap();
+        assert!(!target.exists());
+        assert_eq!(
+            out,
+            b"{\"ok\":false,\"user_id\":null,\"error\":\"redis down\"}\n"
+        );
+        let mut out = Vec::new();
+        Output::failure_before_start(Mode::Jsonl, &mut out, "redis down").unwrap();
+        assert_eq!(out, b"{\"id\":null,\"error\":\"redis down\"}\n");
     }
 
     #[test]

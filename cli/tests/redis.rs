@@ -192,6 +192,53 @@ fn with_the_fallback_a_run_goes_on_when_redis_stops() {
     assert_eq!(requested, 60);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unreachable"), "{}", show(&output));
+    // The first 25 took their tokens on Redis.
+    let local = only_line(&output)["redis_fallback_requests"].as_u64();
+    assert!(
+        local.is_some_and(|n| (1..=35).contains(&n)),
+        "{}",
+        show(&output)
+    );
+}
+
+/// A Redis URL with a password, on a port of 127.0.0.1 where nothing listens.
+fn closed_port_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    format!("redis://:{PASSWORD}@127.0.0.1:{port}/")
+}
+
+const PASSWORD: &str = "hunter2";
+
+/// The one line on stdout, parsed; fails if there is not exactly one.
+fn only_line(output: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", show(output));
+    serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {}", show(output)))
+}
+
+fn assert_password_masked(output: &Output) {
+    assert!(!show(output).contains(PASSWORD), "{}", show(output));
+}
+
+/// Checks the run's arrivals against `burst + rate × window` for every window,
+/// with `JITTER` for loopback and scheduling, as `tests/rate.rs` does.
+fn assert_within_bucket(times: &[Instant], rate: f64, burst: f64) {
+    const JITTER: Duration = Duration::from_millis(15);
+    for i in 0..times.len() {
+        for j in i..times.len() {
+            let window = times[j].duration_since(times[i]) + JITTER;
+            let allowed = burst + rate * window.as_secs_f64();
+            let seen = (j - i + 1) as f64;
+            assert!(
+                seen <= allowed,
+                "{seen} requests in {window:?}, the bucket allows {allowed:.2}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -208,11 +255,159 @@ fn an_unreachable_redis_stops_the_run_before_any_request() {
         Duration::from_secs(30),
     );
     assert_eq!(output.status.code(), Some(1), "{}", show(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = only_line(&output);
+    assert_eq!(line["ok"], false, "{}", show(&output));
+    assert_eq!(
+        line["user_id"],
+        serde_json::Value::Null,
+        "{}",
+        show(&output)
+    );
+    let error = line["error"].as_str().unwrap_or_default();
     assert!(
-        stderr.contains(&format!("redis at {url}")),
+        error.starts_with(&format!("shared rate limit: redis at {url}: ")),
         "{}",
         show(&output)
     );
     assert_eq!(server.request_count(), 0);
+}
+
+#[test]
+fn redis_on_a_closed_port_ends_in_one_json_line_in_every_mode() {
+    let url = closed_port_url();
+    let shown = url.replace(&format!(":{PASSWORD}@"), "***@");
+    let out_dir = tempfile::tempdir().unwrap();
+    let never_made = out_dir.path().join("bodies");
+    let server = TestServer::start(|_| Reply::ok("x"));
+    let modes: [(&[&str], &str); 3] = [
+        (&[], "user_id"),
+        (&["--out-dir", never_made.to_str().unwrap()], "user_id"),
+        (&["--jsonl"], "id"),
+    ];
+    for (extra, id_field) in modes {
+        let output = finish(
+            spawn_fetch(&server.template(), "1-5", &url, extra),
+            Duration::from_secs(30),
+        );
+        assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+        assert!(output.stderr.is_empty(), "{}", show(&output));
+        let line = only_line(&output);
+        assert_eq!(line[id_field], serde_json::Value::Null, "{}", show(&output));
+        let error = line["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(&format!("shared rate limit: redis at {shown}: ")),
+            "{}",
+            show(&output)
+        );
+        assert_password_masked(&output);
+    }
+    assert!(
+        !never_made.exists(),
+        "--out-dir made for a run that never started"
+    );
+    assert_eq!(server.request_count(), 0);
+}
+
+#[test]
+fn with_the_fallback_a_run_starts_without_redis_at_its_share_of_the_rate() {
+    let _serial = serial();
+    let server = TestServer::start(|id| Reply::ok(format!("user-{}", id.unwrap_or(0))));
+    // A quota of 20/s with bursts of 4, shared by 2 processes: this one's share is
+    // 10/s with bursts of 2, so 22 IDs take 2 s.
+    let output = finish(
+        spawn_fetch_at(
+            &server.template(),
+            "1-22",
+            &closed_port_url(),
+            (20, 4),
+            &["--redis-fallback-processes", "2"],
+        ),
+        Duration::from_secs(30),
+    );
+    assert!(output.status.success(), "{}", show(&output));
+    let line = only_line(&output);
+    assert_eq!(line["ok"], true, "{}", show(&output));
+    assert_eq!(line["count"], 22, "{}", show(&output));
+    assert_eq!(line["redis_fallback_requests"], 22, "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unreachable") && stderr.contains("burst 2"),
+        "{}",
+        show(&output)
+    );
+    assert_password_masked(&output);
+
+    let mut times: Vec<Instant> = server.arrivals().iter().map(|a| a.at).collect();
+    times.sort();
+    assert_eq!(times.len(), 22);
+    assert_within_bucket(&times, 10.0, 2.0);
+    // At the share and not slower: the whole quota would take 0.9 s, a stall longer.
+    let span = times[21].duration_since(times[0]);
+    eprintln!("22 requests on the local share of 10/s, burst 2: {span:?} from first to last");
+    assert!(
+        span < Duration::from_millis(3500),
+        "22 requests took {span:?}"
+    );
+}
+
+#[test]
+fn with_the_fallback_a_run_started_without_redis_rejoins_it_when_it_comes_back() {
+    let _serial = serial();
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    redis.stop();
+    let server = TestServer::start(|_| Reply::ok("x"));
+    // The local share is 5/s with bursts of 1: 40 IDs would take 8 s on it alone.
+    let child = spawn_fetch_at(
+        &server.template(),
+        "1-40",
+        &url,
+        (10, 2),
+        &["--redis-fallback-processes", "2"],
+    );
+    for _ in 0..5 {
+        server
+            .next_arrival(Duration::from_secs(20))
+            .expect("requests arrive on the local share");
+    }
+    assert!(redis.restart(), "redis-server could not have its port back");
+    let output = finish(child, Duration::from_secs(30));
+    assert!(output.status.success(), "{}", show(&output));
+    assert_eq!(server.request_count(), 40);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("unreachable") && stderr.contains("answers again"),
+        "{}",
+        show(&output)
+    );
+    let local = only_line(&output)["redis_fallback_requests"].as_u64();
+    assert!(
+        local.is_some_and(|n| (5..40).contains(&n)),
+        "{}",
+        show(&output)
+    );
+}
+
+#[test]
+fn with_the_fallback_and_redis_up_no_request_goes_on_the_local_share() {
+    let _serial = serial();
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let server = TestServer::start(|_| Reply::ok("x"));
+    let output = finish(
+        spawn_fetch(
+            &server.template(),
+            "1-5",
+            &redis.url(),
+            &["--redis-fallback-processes", "2"],
+        ),
+        Duration::from_secs(30),
+    );
+    assert!(output.status.success(), "{}", show(&output));
+    let line = only_line(&output);
+    assert_eq!(line["redis_fallback_requests"], 0, "{}", show(&output));
+    assert!(output.stderr.is_empty(), "{}", show(&output));
 }

@@ -43,6 +43,11 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        Self::start_on(port)
+    }
+
+    /// Starts a server on `port`; `None` if another process has it.
+    fn start_on(port: u16) -> Option<Self> {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
@@ -72,6 +77,18 @@ impl RedisServer {
     /// `redis://127.0.0.1:PORT/`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts the server again on its port after [`stop`](Self::stop), as a Redis
+    /// that comes back; false if another process took the port meanwhile.
+    pub fn restart(&mut self) -> bool {
+        match Self::start_on(self.port) {
+            Some(server) => {
+                *self = server;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Kills the server and waits for it to be gone.
