@@ -110,8 +110,11 @@ fn the_c_test_program_passes_with_no_leaks_or_memory_errors() {
     if !valgrind && std::env::var_os("FANOUT_REQUIRE_VALGRIND").is_some() {
         panic!("FANOUT_REQUIRE_VALGRIND is set but valgrind is not installed");
     }
+    // The library of this build: cargo's LD_LIBRARY_PATH would come before the rpath,
+    // and may hold an older copy from a `cargo build`.
     let output = if valgrind {
         Command::new("valgrind")
+            .env("LD_LIBRARY_PATH", &lib)
             .args([
                 "--quiet",
                 "--error-exitcode=99",
@@ -128,7 +131,10 @@ fn the_c_test_program_passes_with_no_leaks_or_memory_errors() {
             .output()
     } else {
         eprintln!("valgrind is not installed: running the C test without it");
-        Command::new(&program).args(&args).output()
+        Command::new(&program)
+            .env("LD_LIBRARY_PATH", &lib)
+            .args(&args)
+            .output()
     }
     .expect("run the C test program");
     assert!(
