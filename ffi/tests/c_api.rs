@@ -4,13 +4,10 @@
 //! `.ci/run` sets `FANOUT_REQUIRE_VALGRIND=1` and installs valgrind, so there the C
 //! test cannot quietly run without it.
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Reply, TestServer, TlsServer, TlsServerConfig};
+use testserver::{Reply, TestServer, TlsServer, TlsServerConfig};
 
 /// "user N" for ID N, a 500 for ID 13, no answer ever for ID 999.
 fn server() -> TestServer {

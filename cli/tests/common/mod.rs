@@ -1,20 +1,11 @@
-//! Helpers shared by the command-line tests: the binary, and the library tests' HTTP
-//! server (included from the workspace's `tests/common`, so there is one test server).
-#![allow(dead_code)] // each test file uses a different part
+//! Helpers shared by the command-line tests: the binary, and the workspace's test
+//! servers (the `testserver` crate, which the library's tests use too).
+#![allow(dead_code)] // each test file uses a different part of the helpers below
 
 use std::time::Duration;
 
-#[path = "../../../tests/common/mod.rs"]
-mod server;
-
-#[allow(unused_imports)] // for the tests against a server that limits its clients
-pub use server::{QuotaArrival, QuotaConfig, QuotaHeaders, QuotaServer, RetryAfterForm, http_date};
-#[allow(unused_imports)] // for the proxy and compression tests
-pub use server::{RecordingServer, Seen, TinyProxy, response};
-#[allow(unused_imports)] // RedisServer serves the shared rate limit's tests only
-pub use server::{RedisServer, Reply, TestServer};
-#[allow(unused_imports)] // for the TLS tests only
-pub use server::{TestCa, TlsServer, TlsServerConfig};
+#[allow(unused_imports)] // the demo's tests start no server of their own
+pub use testserver::*;
 
 /// The `fanout` binary, bounded in time so that no test can hang.
 pub fn fanout() -> assert_cmd::Command {

@@ -4,20 +4,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Reply, TestServer, TlsServer, TlsServerConfig};
-
-/// The rate-limit headers sent on every answer, 200 and 429 alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuotaHeaders {
-    /// None: a client learns of the limit from its 429s only.
-    None,
-    /// `RateLimit-Policy: "default";q=RATE;w=1` and `RateLimit: "default";r=LEFT;t=FULL_IN`
-    /// (the IETF draft's structured fields).
-    Ietf,
-    /// `X-RateLimit-Limit: BURST`, `X-RateLimit-Remaining: LEFT`, `X-RateLimit-Reset: FULL_IN`
-    /// (delta seconds).
-    XRateLimit,
-}
+use crate::bucket::{Bucket, QuotaHeaders};
+use crate::reply::Reply;
+use crate::server::{Server, lock};
+#[cfg(feature = "full")]
+use crate::tls::{TlsServer, TlsServerConfig};
 
 /// How a 429 writes its `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +30,12 @@ pub struct QuotaConfig {
     pub burst: f64,
     /// How long an accepted request takes to answer; a 429 is answered at once.
     pub latency: Duration,
+    /// The rate-limit headers on every answer.
     pub headers: QuotaHeaders,
     /// How early a request may come and still be accepted: the bucket is judged as if
     /// it had refilled for this much longer (the difference is owed).
     pub tolerance: Duration,
+    /// How a 429 writes its `Retry-After`.
     pub retry_after: RetryAfterForm,
 }
 
@@ -64,111 +57,82 @@ impl QuotaConfig {
 /// One request as the quota saw it.
 #[derive(Debug, Clone)]
 pub struct QuotaArrival {
+    /// When the quota judged it.
     pub at: Instant,
+    /// The number in the last path segment.
     pub id: Option<u64>,
     /// False for a 429.
     pub accepted: bool,
 }
 
-/// A `TestServer` that answers like a rate-limited API: 200 with body `user-ID`, or
+/// A [`Server`] that answers like a rate-limited API: 200 with body `user-ID`, or
 /// 429 with `Retry-After`. It records, for each arrival, whether it was accepted.
+#[derive(Debug)]
 pub struct QuotaServer {
     server: Listening,
     arrivals: Arc<Mutex<Vec<QuotaArrival>>>,
 }
 
 /// Plain HTTP or HTTPS.
+#[derive(Debug)]
 enum Listening {
-    Plain(TestServer),
+    Plain(Server),
+    #[cfg(feature = "full")]
     Tls(Box<TlsServer>),
-}
-
-/// The token bucket, judged on arrivals the way an API gateway judges them.
-struct Bucket {
-    config: QuotaConfig,
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    /// Refills up to `now`, then takes a token if one is there (within the tolerance).
-    fn admit(&mut self, now: Instant) -> bool {
-        let elapsed = now.duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.config.rate).min(self.config.burst);
-        self.last = now;
-        if self.tokens + self.config.tolerance.as_secs_f64() * self.config.rate >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Whole tokens left; none while a tolerated early request is owed.
-    fn left(&self) -> u64 {
-        self.tokens.max(0.0).floor() as u64
-    }
-
-    /// Whole seconds, rounded up, until the bucket is full.
-    fn full_in(&self) -> u64 {
-        ((self.config.burst - self.tokens) / self.config.rate).ceil() as u64
-    }
-
-    /// Whole seconds, rounded up, until one token is free: at least 1, since a
-    /// `Retry-After: 0` would invite the client straight back.
-    fn token_in(&self) -> u64 {
-        (((1.0 - self.tokens) / self.config.rate).ceil() as u64).max(1)
-    }
-
-    fn headers(&self, mut reply: Reply) -> Reply {
-        let config = &self.config;
-        match config.headers {
-            QuotaHeaders::None => reply,
-            QuotaHeaders::Ietf => {
-                let quota = (config.rate.floor() as u64).max(1);
-                reply = reply.with_header("RateLimit-Policy", format!("\"default\";q={quota};w=1"));
-                reply.with_header(
-                    "RateLimit",
-                    format!("\"default\";r={};t={}", self.left(), self.full_in()),
-                )
-            }
-            QuotaHeaders::XRateLimit => reply
-                .with_header("X-RateLimit-Limit", config.burst.floor() as u64)
-                .with_header("X-RateLimit-Remaining", self.left())
-                .with_header("X-RateLimit-Reset", self.full_in()),
-        }
-    }
 }
 
 impl QuotaServer {
     /// Starts a server enforcing `config`'s token bucket, full at start.
+    ///
+    /// # Panics
+    /// If the rate is not positive, the burst below one, or the server cannot start.
     pub fn start(config: QuotaConfig) -> Self {
-        Self::start_on(config, None)
+        let handler = Self::handler(config);
+        QuotaServer {
+            server: Listening::Plain(Server::start(handler.0)),
+            arrivals: handler.1,
+        }
     }
 
     /// The same over HTTPS (see [`TlsServer`]); `template` is then an https URL and
     /// `ca_pem` the CA to trust.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    #[cfg(feature = "full")]
     pub fn start_tls(config: QuotaConfig, tls: TlsServerConfig) -> Self {
-        Self::start_on(config, Some(tls))
+        let handler = Self::handler(config);
+        QuotaServer {
+            server: Listening::Tls(Box::new(TlsServer::start_with(tls, handler.0))),
+            arrivals: handler.1,
+        }
     }
 
-    fn start_on(config: QuotaConfig, tls: Option<TlsServerConfig>) -> Self {
+    /// The handler that judges each request by `config`, and the ledger it keeps.
+    #[allow(clippy::type_complexity)] // a pair said once, here
+    fn handler(
+        config: QuotaConfig,
+    ) -> (
+        impl Fn(Option<u64>) -> Reply + Send + Sync + 'static,
+        Arc<Mutex<Vec<QuotaArrival>>>,
+    ) {
         assert!(config.rate > 0.0, "a quota needs a positive rate");
         assert!(config.burst >= 1.0, "a quota needs room for one request");
-        let bucket = Mutex::new(Bucket {
-            config,
-            tokens: config.burst,
-            last: Instant::now(),
-        });
+        let bucket = Mutex::new(Bucket::full(
+            config.rate,
+            config.burst,
+            config.tolerance,
+            Instant::now(),
+        ));
         let arrivals = Arc::new(Mutex::new(Vec::new()));
         let ledger = Arc::clone(&arrivals);
         let handler = move |id| {
-            let mut bucket = bucket.lock().unwrap();
+            let mut bucket = lock(&bucket);
             // Read under the lock, so that times rise in the order of judgement.
             let now = Instant::now();
             let accepted = bucket.admit(now);
             // Recorded under the bucket's lock, so the order is the order of judgement.
-            ledger.lock().unwrap().push(QuotaArrival {
+            lock(&ledger).push(QuotaArrival {
                 at: now,
                 id,
                 accepted,
@@ -181,13 +145,12 @@ impl QuotaServer {
                     retry_after(bucket.token_in(), config.retry_after),
                 )
             };
-            bucket.headers(reply)
+            bucket
+                .headers(config.headers)
+                .into_iter()
+                .fold(reply, |reply, (name, value)| reply.with_header(name, value))
         };
-        let server = match tls {
-            None => Listening::Plain(TestServer::start(handler)),
-            Some(tls) => Listening::Tls(Box::new(TlsServer::start_with(tls, handler))),
-        };
-        QuotaServer { server, arrivals }
+        (handler, arrivals)
     }
 
     /// A server with no rate limit that answers the first request for `id` with 429
@@ -206,8 +169,8 @@ impl QuotaServer {
         let refused = AtomicBool::new(false);
         let arrivals = Arc::new(Mutex::new(Vec::new()));
         let ledger = Arc::clone(&arrivals);
-        let server = TestServer::start(move |got| {
-            let mut ledger = ledger.lock().unwrap();
+        let server = Server::start(move |got| {
+            let mut ledger = lock(&ledger);
             let now = Instant::now();
             let accepted = got != Some(id) || refused.swap(true, Ordering::SeqCst);
             ledger.push(QuotaArrival {
@@ -231,6 +194,7 @@ impl QuotaServer {
     pub fn template(&self) -> String {
         match &self.server {
             Listening::Plain(server) => server.template(),
+            #[cfg(feature = "full")]
             Listening::Tls(server) => server.template(),
         }
     }
@@ -239,51 +203,45 @@ impl QuotaServer {
     pub fn ca_pem(&self) -> Option<String> {
         match &self.server {
             Listening::Plain(_) => None,
+            #[cfg(feature = "full")]
             Listening::Tls(server) => Some(server.ca_pem()),
         }
     }
 
     /// The server underneath, for its in-flight count, `next_arrival` and `close_after`.
-    pub fn server(&self) -> &TestServer {
+    pub fn server(&self) -> &Server {
         match &self.server {
             Listening::Plain(server) => server,
+            #[cfg(feature = "full")]
             Listening::Tls(server) => server.server(),
         }
     }
 
+    /// Every request so far, in the order the quota judged them.
     pub fn arrivals(&self) -> Vec<QuotaArrival> {
-        self.arrivals.lock().unwrap().clone()
+        lock(&self.arrivals).clone()
     }
 
+    /// How many requests came.
     pub fn request_count(&self) -> usize {
-        self.arrivals.lock().unwrap().len()
+        lock(&self.arrivals).len()
     }
 
     /// Requests answered 200.
     pub fn accepted(&self) -> usize {
-        self.arrivals
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|a| a.accepted)
-            .count()
+        lock(&self.arrivals).iter().filter(|a| a.accepted).count()
     }
 
     /// Requests answered 429.
     pub fn rejected(&self) -> usize {
-        self.arrivals
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|a| !a.accepted)
-            .count()
+        lock(&self.arrivals).iter().filter(|a| !a.accepted).count()
     }
 
     /// The longest gap between an arrival answered 429 and the arrival right after
     /// it: how long a client held back after being refused. `None` until some 429 is
     /// followed by another request.
     pub fn longest_silence_after_first_429(&self) -> Option<Duration> {
-        let arrivals = self.arrivals.lock().unwrap();
+        let arrivals = lock(&self.arrivals);
         arrivals
             .windows(2)
             .filter(|pair| !pair[0].accepted)
@@ -294,7 +252,7 @@ impl QuotaServer {
     /// The time from the first 429 to the next arrival of any request. `None` until
     /// a request follows the first 429.
     pub fn gap_after_first_429(&self) -> Option<Duration> {
-        let arrivals = self.arrivals.lock().unwrap();
+        let arrivals = lock(&self.arrivals);
         let first = arrivals.iter().position(|a| !a.accepted)?;
         let next = arrivals.get(first + 1)?;
         Some(next.at - arrivals[first].at)
@@ -303,7 +261,7 @@ impl QuotaServer {
     /// One line per arrival: milliseconds since the first, the ID, and whether it
     /// was accepted; for the message of a failed assertion.
     pub fn arrival_table(&self) -> String {
-        let arrivals = self.arrivals.lock().unwrap();
+        let arrivals = lock(&self.arrivals);
         let Some(first) = arrivals.first().map(|a| a.at) else {
             return String::new();
         };

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 /// A running tinyproxy on a port of its own, logging each connection to a file of
 /// its own; stopped on drop.
+#[derive(Debug)]
 pub struct TinyProxy {
     child: Child,
     port: u16,

@@ -15,7 +15,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
-use super::{Reply, State, TestServer, serve_http};
+use crate::reply::Reply;
+use crate::server::{Request, Serve, Server, Shared, lock, serve_http};
 
 /// A certificate authority that exists for one test.
 pub struct TestCa {
@@ -24,14 +25,21 @@ pub struct TestCa {
 }
 
 /// A certificate signed by a [`TestCa`], with its private key.
+#[derive(Debug)]
 pub struct Issued {
+    /// The certificate, as PEM.
     pub cert_pem: String,
+    /// Its private key, as PEM (PKCS #8).
     pub key_pem: String,
     cert_der: CertificateDer<'static>,
     key_der: Vec<u8>,
 }
 
 impl TestCa {
+    /// A new CA called `name`, with a key of its own.
+    ///
+    /// # Panics
+    /// If rcgen cannot make the key or the certificate.
     pub fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.distinguished_name.push(DnType::CommonName, name);
@@ -45,6 +53,7 @@ impl TestCa {
         }
     }
 
+    /// The CA's certificate, as PEM.
     pub fn cert_pem(&self) -> String {
         self.cert.pem()
     }
@@ -82,6 +91,7 @@ impl TestCa {
 }
 
 /// What the server's TLS looks like.
+#[derive(Debug, Clone)]
 pub struct TlsServerConfig {
     /// The names the server certificate is for.
     pub names: Vec<&'static str>,
@@ -105,9 +115,9 @@ impl Default for TlsServerConfig {
     }
 }
 
-/// A [`TestServer`] that speaks HTTPS only.
+/// A test [`Server`] that speaks HTTPS only.
 pub struct TlsServer {
-    server: TestServer,
+    server: Server,
     ca: TestCa,
     refused: Arc<Mutex<Vec<String>>>,
 }
@@ -118,6 +128,10 @@ impl TlsServer {
         Self::start_with(TlsServerConfig::default(), handler)
     }
 
+    /// An HTTPS server as `config` says.
+    ///
+    /// # Panics
+    /// If the CA, the certificate or the server cannot be made.
     pub fn start_with(
         config: TlsServerConfig,
         handler: impl Fn(Option<u64>) -> Reply + Send + Sync + 'static,
@@ -148,8 +162,9 @@ impl TlsServer {
         let refused = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&refused);
         let delay = config.handshake_delay;
-        let serve = move |state: &State, tcp: TcpStream| {
+        let serve = move |shared: &Shared, tcp: TcpStream| {
             let _ = tcp.set_nodelay(true);
+            let Ok(peer) = tcp.peer_addr() else { return };
             let conn = ServerConnection::new(Arc::clone(&tls)).expect("server connection");
             let mut stream = rustls::StreamOwned::new(conn, tcp);
             if !delay.is_zero() {
@@ -159,15 +174,21 @@ impl TlsServer {
             // The handshake first, so that a refused client is seen here.
             while stream.conn.is_handshaking() {
                 if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
-                    seen.lock().unwrap().push(e.to_string());
+                    lock(&seen).push(e.to_string());
                     drain(&mut stream.sock);
                     return;
                 }
             }
-            serve_http(state, stream);
+            serve_http(shared, stream, peer);
         };
+        let answer = move |request: &Request<'_>| handler(request.id()).answer(request);
+        let serve: Arc<Serve> = Arc::new(serve);
+        let server = Server::builder()
+            .record_arrivals()
+            .start_serving(Box::new(answer), serve)
+            .expect("start the TLS test server");
         TlsServer {
-            server: TestServer::start_serving(handler, Arc::new(serve)),
+            server,
             ca,
             refused,
         }
@@ -195,11 +216,26 @@ impl TlsServer {
 
     /// Why each refused handshake failed, as the server saw it.
     pub fn refused(&self) -> Vec<String> {
-        self.refused.lock().unwrap().clone()
+        lock(&self.refused).clone()
     }
 
-    pub fn server(&self) -> &TestServer {
+    /// The server underneath, for its arrivals and counts.
+    pub fn server(&self) -> &Server {
         &self.server
+    }
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsServer")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
 

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running redis-server on a port of its own, with no persistence; stopped on drop.
+#[derive(Debug)]
 pub struct RedisServer {
     child: Child,
     port: u16,
