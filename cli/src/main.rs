@@ -10,7 +10,6 @@ mod args;
 mod demo;
 mod demo_server;
 mod fetch;
-mod http1;
 mod ids;
 mod interrupt;
 mod logging;
