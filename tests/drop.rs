@@ -2,14 +2,27 @@
 
 mod common;
 
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Reply, TestServer};
 use fanout::{CancelToken, ErrorKind, FanOutClient};
 
+/// Far above what a drop takes on a loaded machine, far below the attempt timeout that
+/// a drop would otherwise wait out.
+const DROP_BOUND: Duration = Duration::from_secs(5);
+
+/// The tests count the library's threads, which are process-wide: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn drop_does_not_wait_for_hanging_requests() {
+    let _serial = serial();
     let server = TestServer::start(|_| Reply::Hang);
     let client = FanOutClient::builder(server.template())
         .no_rate_limit()
@@ -39,7 +52,99 @@ fn drop_does_not_wait_for_hanging_requests() {
     drop(client);
     let took = started.elapsed();
 
-    assert!(took < Duration::from_secs(5), "drop took {took:?}");
+    assert!(took < DROP_BOUND, "drop took {took:?}");
+    assert!(
+        common::library_threads_gone(),
+        "{:?}",
+        common::thread_names()
+    );
+}
+
+#[test]
+fn drop_interrupts_a_tls_handshake_left_behind_by_a_cancelled_call() {
+    let _serial = serial();
+    // The server takes the connection and never answers the handshake. A socket in its
+    // handshake carries no request yet, so cancelling the call cannot reach it: only
+    // the client's drop can.
+    let (accepted_tx, accepted) = crossbeam_channel::unbounded();
+    let base = common::raw_server(move |mut stream| {
+        let _ = accepted_tx.send(());
+        // Read until the client lets go, answering nothing.
+        let _ = std::io::copy(&mut stream, &mut std::io::sink());
+    });
+    let client = FanOutClient::builder(format!(
+        "{}/users/{{id}}",
+        base.replace("http://", "https://")
+    ))
+    .no_rate_limit()
+    .max_in_flight(1)
+    .timeout(Duration::from_secs(20))
+    .max_attempts(1)
+    .tls_env_roots(false)
+    .build()
+    .unwrap();
+
+    let cancel = CancelToken::new();
+    let err = thread::scope(|scope| {
+        let call = scope.spawn(|| client.fetch_all_with(&cancel, &[1]));
+        accepted
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the worker connected");
+        // Let the worker send its hello and block on the answer.
+        thread::sleep(Duration::from_millis(100));
+        cancel.cancel();
+        call.join().unwrap().unwrap_err()
+    });
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+
+    let started = Instant::now();
+    drop(client);
+    let took = started.elapsed();
+
+    assert!(took < DROP_BOUND, "drop took {took:?}");
+    assert!(
+        common::library_threads_gone(),
+        "{:?}",
+        common::thread_names()
+    );
+}
+
+#[test]
+fn drop_interrupts_a_request_of_a_call_never_ended() {
+    let _serial = serial();
+    // ID 1 answers, ID 2 hangs. The stream that asked for them is read once on another
+    // thread, then forgotten rather than dropped: its call is never aborted, and ID 2's
+    // request is still waiting on the server when the client goes.
+    let server = TestServer::start(|id| match id {
+        Some(1) => Reply::ok("1"),
+        _ => Reply::Hang,
+    });
+    let client = FanOutClient::builder(server.template())
+        .no_rate_limit()
+        .max_in_flight(2)
+        .timeout(Duration::from_secs(20))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut results = client.fetch_iter([1, 2]);
+            let (id, _) = results.next().expect("one result").expect("ID 1 answers");
+            assert_eq!(id, 1);
+            std::mem::forget(results);
+        });
+    });
+    assert!(common::eventually(Duration::from_secs(5), || server
+        .request_count()
+        == 2));
+    assert_eq!(client.stats().in_flight, 1, "ID 2 is waiting on the server");
+
+    let started = Instant::now();
+    drop(client);
+    let took = started.elapsed();
+
+    assert!(took < DROP_BOUND, "drop took {took:?}");
     assert!(
         common::library_threads_gone(),
         "{:?}",

@@ -112,6 +112,7 @@ fn four_callers_share_the_limits_and_get_their_own_results() {
             .build()
             .unwrap(),
     );
+    common::warm_up(&client, &server, 3, 40, 10);
 
     let started = Instant::now();
     let callers: Vec<_> = (0..4u64)
@@ -134,6 +135,10 @@ fn four_callers_share_the_limits_and_get_their_own_results() {
 
     assert_eq!(server.request_count(), 60);
     assert_eq!(server.peak_in_flight(), 3);
+    // No window of the four callers' requests together holds more than the bucket
+    // allows: 10 at once, then 40/s.
+    let excess = common::worst_window_excess(&common::arrival_times(&server), 40.0, 10.0);
+    assert!(excess <= 0.0, "a window held {excess} requests too many");
     // 10 at once, then 50 more at 40/s: 1.25 s at the least, across all callers.
     assert!(
         elapsed >= Duration::from_millis(1200),

@@ -7,6 +7,8 @@ use std::time::Duration;
 #[path = "../../../tests/common/mod.rs"]
 mod server;
 
+#[allow(unused_imports)] // for the tests of pacing
+pub use server::{ARRIVAL_JITTER, arrival_times, worst_window_excess};
 #[allow(unused_imports)] // for the tests against a server that limits its clients
 pub use server::{QuotaArrival, QuotaConfig, QuotaHeaders, QuotaServer, RetryAfterForm, http_date};
 #[allow(unused_imports)] // for the proxy and compression tests
