@@ -284,3 +284,53 @@ fn a_deadline_during_a_retry_wait_keeps_what_was_being_retried() {
         "user 7: deadline exceeded (last attempt: http status 502)"
     );
 }
+
+#[test]
+fn cancel_ends_a_tls_handshake_that_hangs() {
+    // The server takes the connection, reads the client's hello and never answers it:
+    // the worker waits in the handshake, before any request is written.
+    let (hello_tx, hello) = crossbeam_channel::unbounded();
+    let (closed_tx, closed) = crossbeam_channel::unbounded();
+    let base = common::raw_server(move |mut stream| {
+        let mut first = [0u8; 1];
+        if std::io::Read::read_exact(&mut stream, &mut first).is_ok() {
+            let _ = hello_tx.send(());
+        }
+        // Read until the client lets go, answering nothing.
+        let _ = std::io::copy(&mut stream, &mut std::io::sink());
+        let _ = closed_tx.send(Instant::now());
+    });
+    let client = FanOutClient::builder(format!(
+        "{}/users/{{id}}",
+        base.replace("http://", "https://")
+    ))
+    .no_rate_limit()
+    .max_in_flight(1)
+    .timeout(Duration::from_secs(20))
+    .max_attempts(1)
+    .tls_env_roots(false)
+    .build()
+    .unwrap();
+
+    let cancel = CancelToken::new();
+    let cancelled = thread::scope(|scope| {
+        let call = scope.spawn(|| client.fetch_all_with(&cancel, &[1]));
+        hello
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the worker sent its hello");
+        cancel.cancel();
+        let cancelled = Instant::now();
+        let err = call.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Cancelled);
+        cancelled
+    });
+
+    // The worker's socket is shut down by the cancel, not left to the 20 s timeout
+    // or to the client's drop: the client is still alive here.
+    let closed = closed
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the connection was closed");
+    let lag = closed.saturating_duration_since(cancelled);
+    assert!(lag < WAKE_MARGIN * 4, "closed {lag:?} after the cancel");
+    drop(client);
+}

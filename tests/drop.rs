@@ -61,55 +61,6 @@ fn drop_does_not_wait_for_hanging_requests() {
 }
 
 #[test]
-fn drop_interrupts_a_tls_handshake_left_behind_by_a_cancelled_call() {
-    let _serial = serial();
-    // The server takes the connection and never answers the handshake. A socket in its
-    // handshake carries no request yet, so cancelling the call cannot reach it: only
-    // the client's drop can.
-    let (accepted_tx, accepted) = crossbeam_channel::unbounded();
-    let base = common::raw_server(move |mut stream| {
-        let _ = accepted_tx.send(());
-        // Read until the client lets go, answering nothing.
-        let _ = std::io::copy(&mut stream, &mut std::io::sink());
-    });
-    let client = FanOutClient::builder(format!(
-        "{}/users/{{id}}",
-        base.replace("http://", "https://")
-    ))
-    .no_rate_limit()
-    .max_in_flight(1)
-    .timeout(Duration::from_secs(20))
-    .max_attempts(1)
-    .tls_env_roots(false)
-    .build()
-    .unwrap();
-
-    let cancel = CancelToken::new();
-    let err = thread::scope(|scope| {
-        let call = scope.spawn(|| client.fetch_all_with(&cancel, &[1]));
-        accepted
-            .recv_timeout(Duration::from_secs(5))
-            .expect("the worker connected");
-        // Let the worker send its hello and block on the answer.
-        thread::sleep(Duration::from_millis(100));
-        cancel.cancel();
-        call.join().unwrap().unwrap_err()
-    });
-    assert_eq!(err.kind(), ErrorKind::Cancelled);
-
-    let started = Instant::now();
-    drop(client);
-    let took = started.elapsed();
-
-    assert!(took < DROP_BOUND, "drop took {took:?}");
-    assert!(
-        common::library_threads_gone(),
-        "{:?}",
-        common::thread_names()
-    );
-}
-
-#[test]
 fn drop_interrupts_a_request_of_a_call_never_ended() {
     let _serial = serial();
     // ID 1 answers, ID 2 hangs. The stream that asked for them is read once on another
