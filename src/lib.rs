@@ -167,7 +167,7 @@ mod transport;
 mod turns;
 mod wire;
 
-pub use bodies::{Bodies, BodiesIter};
+pub use bodies::{Bodies, BodiesIntoIter, BodiesIter};
 pub use cancel::CancelToken;
 pub use client::{
     DEFAULT_BURST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT,
