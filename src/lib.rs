@@ -175,10 +175,8 @@ pub use client::{
     MAX_TIMEOUT,
 };
 pub use error::{ConfigError, ErrorKind, FetchError};
-pub use limiter::{Limiter, LimiterError, TokenBucket, TryTake};
+pub use limiter::{Clock, Limiter, LimiterError, TokenBucket, TryTake};
 pub use rate::{Rate, RateError};
-/// The clock a [`TokenBucket`] reads, for tests that move time by hand.
-pub use ratelimit::Clock;
 #[cfg(feature = "redis")]
 pub use redis_gcra::RedisGcra;
 pub use stats::Stats;

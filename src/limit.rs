@@ -180,7 +180,7 @@ impl RateLimit {
 mod tests {
     use super::*;
     use crate::cancel::CancelToken;
-    use ratelimit::Clock;
+    use crate::limiter::Clock;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     impl RateLimit {
