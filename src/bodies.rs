@@ -543,7 +543,10 @@ mod tests {
             format!("{:?}", bodies.clone().into_iter()),
         ] {
             assert!(shown.len() < 80, "{shown}");
-            assert!(!shown.contains("secret") && !shown.contains("120"), "{shown}");
+            assert!(
+                !shown.contains("secret") && !shown.contains("120"),
+                "{shown}"
+            );
         }
         let mut iter = bodies.iter();
         iter.next();
@@ -561,7 +564,11 @@ mod tests {
         let owned: Vec<(u64, Vec<u8>)> = bodies.clone().into_iter().collect();
         assert_eq!(
             owned,
-            [(1, b"one".to_vec()), (2, b"two".to_vec()), (3, large.clone())]
+            [
+                (1, b"one".to_vec()),
+                (2, b"two".to_vec()),
+                (3, large.clone())
+            ]
         );
 
         let mut iter = bodies.into_iter();

@@ -40,7 +40,7 @@ use crate::rate::Rate;
 /// let client = FanOutClient::builder("http://127.0.0.1:8080/users/{id}")
 ///     .limiter(Arc::new(Quota::default()))
 ///     .build()?;
-/// # Ok::<(), fanout::ConfigError>(())
+/// # Ok::<(), fanout::BuildError>(())
 /// ```
 pub trait Limiter: Send + Sync + fmt::Debug {
     /// Takes a token if one is free now, or says how long until one may be. An error

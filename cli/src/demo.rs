@@ -172,9 +172,7 @@ fn build_client(plan: &Plan, template: &str) -> Result<FanOutClient, UsageError>
         Some((rate, burst)) => builder.rate(rate, burst),
         None => builder.no_rate_limit(),
     };
-    builder
-        .build()
-        .map_err(|e| UsageError::new(format!("invalid configuration: {e}")))
+    builder.build().map_err(|e| UsageError::build(&e, None))
 }
 
 /// Opens one keep-alive connection per worker, waits until both buckets are full
