@@ -11,6 +11,7 @@ use ureq::unversioned::transport::{
 };
 
 use crate::abort::{Socket, request_starts_on};
+use crate::lock::lock;
 use crate::phase::{self, Phase};
 use crate::wire;
 
@@ -52,15 +53,13 @@ impl Connector<()> for TrackingConnector {
                 if tls_next {
                     phase::reached(Phase::Tls);
                 }
-                let mut slot = capture.lock().unwrap_or_else(|p| p.into_inner());
+                let mut slot = lock(&capture);
                 *slot = Some(socket.clone());
                 register_with_agent(socket)
             }),
         };
         let inner = self.inner.connect(&details, None)?;
-        let socket = captured
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let socket = lock(&captured)
             .take()
             .map(|shutdown| Arc::new(Socket::new(shutdown)));
         Ok(inner.map(|inner| TrackedTransport { inner, socket }))

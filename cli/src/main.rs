@@ -12,6 +12,7 @@ mod fetch;
 mod http1;
 mod ids;
 mod interrupt;
+mod lock;
 mod logging;
 mod output;
 mod progress;
