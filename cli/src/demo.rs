@@ -84,7 +84,7 @@ pub fn run(args: &DemoArgs) -> Result<Outcome, UsageError> {
         plan: &plan,
         result: result.as_ref().map(|bodies| bodies.len()),
         elapsed,
-        client: delta(&base, &stats),
+        client: stats.since(&base),
         seen: &seen,
     };
     let (report, mut passed) = run.report();
@@ -212,16 +212,6 @@ fn warm_up(
     }
     server.reset();
     Ok(())
-}
-
-/// The client's counters during the measured run.
-fn delta(base: &Stats, now: &Stats) -> Stats {
-    let mut delta = *now;
-    delta.requests_sent = now.requests_sent.saturating_sub(base.requests_sent);
-    delta.retries = now.retries.saturating_sub(base.retries);
-    delta.succeeded = now.succeeded.saturating_sub(base.succeeded);
-    delta.failed = now.failed.saturating_sub(base.failed);
-    delta
 }
 
 fn introduce(plan: &Plan, server: &DemoServer) -> String {
