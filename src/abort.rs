@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use ureq::unversioned::transport::ShutdownHandle;
 
+use crate::lock::lock;
+
 /// The sockets the requests of one call are using right now.
 pub(crate) struct CallSockets {
     /// Tells this call apart in [`Socket::owner`].
@@ -50,7 +52,7 @@ impl Socket {
     }
 
     fn shutdown_if_owned_by(&self, call: u64) {
-        let owner = self.owner.lock().unwrap_or_else(|p| p.into_inner());
+        let owner = lock(&self.owner);
         // Under the lock, so no other call can take the socket in between.
         if *owner == call {
             if let Some(socket) = self.shutdown.upgrade() {
@@ -85,7 +87,7 @@ impl CallSockets {
     }
 
     fn register(&self, socket: &Arc<Socket>) -> Option<u64> {
-        *socket.owner.lock().unwrap_or_else(|p| p.into_inner()) = self.id;
+        *lock(&socket.owner) = self.id;
         let mut sockets = lock(&self.inner);
         if sockets.aborted {
             drop(sockets);
@@ -111,13 +113,6 @@ impl fmt::Debug for CallSockets {
             .field("live", &sockets.live.len())
             .finish()
     }
-}
-
-/// The state stays consistent whatever panicked while holding the lock.
-fn lock(mutex: &Mutex<Sockets>) -> std::sync::MutexGuard<'_, Sockets> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The attempt the current worker thread is running.

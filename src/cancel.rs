@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{ErrorKind, FetchError};
+use crate::lock::lock;
 
 /// Nothing is ever sent on a cancel channel: it only disconnects.
 pub(crate) enum Never {}
@@ -86,10 +87,7 @@ impl CancelToken {
         self.inner.cancelled.store(true, Ordering::SeqCst);
         // A poisoned lock only means another canceller panicked; dropping the
         // sender is still the right thing to do.
-        let sender = match self.inner.sender.lock() {
-            Ok(mut guard) => guard.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
+        let sender = lock(&self.inner.sender).take();
         drop(sender);
     }
 

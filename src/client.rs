@@ -8,7 +8,7 @@ use ureq::http::{HeaderName, HeaderValue};
 use crate::bodies::Bodies;
 use crate::cancel::CancelToken;
 use crate::collect;
-use crate::error::{ConfigError, FetchError};
+use crate::error::{BuildError, ConfigError, FetchError};
 use crate::fetch::Engine;
 use crate::limit::{RateLimit, RateLimitConfig};
 use crate::limiter::Limiter;
@@ -60,7 +60,7 @@ pub struct FanOutClient {
 /// Configuration for a [`FanOutClient`]; every setter takes and returns `self`.
 ///
 /// Nothing is checked until [`build`](Self::build), which reports the first problem as
-/// a [`ConfigError`].
+/// a [`ConfigError`] (in [`BuildError::Config`]).
 #[derive(Debug, Clone)]
 #[must_use = "call .build() to make the client"]
 pub struct FanOutClientBuilder {
@@ -359,7 +359,7 @@ impl FanOutClientBuilder {
     /// let direct = FanOutClient::builder("https://api.example.com/users/{id}")
     ///     .proxy(None)
     ///     .build()?;
-    /// # Ok::<(), fanout::ConfigError>(())
+    /// # Ok::<(), fanout::BuildError>(())
     /// ```
     pub fn proxy(mut self, url: Option<&str>) -> Self {
         self.proxy = match url {
@@ -383,44 +383,44 @@ impl FanOutClientBuilder {
     /// Checks the configuration and starts the client's worker threads.
     ///
     /// ```
-    /// use fanout::{ConfigError, FanOutClient};
+    /// use fanout::{BuildError, ConfigError, FanOutClient};
     ///
     /// let err = FanOutClient::builder("https://api.example.com/users").build().unwrap_err();
-    /// assert!(matches!(err, ConfigError::MissingPlaceholder(_)));
+    /// assert!(matches!(err, BuildError::Config(ConfigError::MissingPlaceholder(_))));
     ///
     /// let err = FanOutClient::builder("https://api.example.com/users/{id}")
     ///     .max_in_flight(0)
     ///     .build()
     ///     .unwrap_err();
-    /// assert_eq!(err, ConfigError::ZeroInFlight);
+    /// assert!(matches!(err, BuildError::Config(ConfigError::ZeroInFlight)));
     /// ```
-    pub fn build(self) -> Result<FanOutClient, ConfigError> {
+    pub fn build(self) -> Result<FanOutClient, BuildError> {
         let template = UrlTemplate::parse(&self.template)?;
         if self.max_in_flight == 0 {
-            return Err(ConfigError::ZeroInFlight);
+            return Err(ConfigError::ZeroInFlight.into());
         }
         if self.max_in_flight > MAX_IN_FLIGHT_LIMIT {
-            return Err(ConfigError::TooManyInFlight(self.max_in_flight));
+            return Err(ConfigError::TooManyInFlight(self.max_in_flight).into());
         }
         if let RateLimitConfig::Limited { rate, burst } = self.rate {
             if rate.is_none() {
-                return Err(ConfigError::ZeroRate);
+                return Err(ConfigError::ZeroRate.into());
             }
             if burst == 0 {
-                return Err(ConfigError::ZeroBurst);
+                return Err(ConfigError::ZeroBurst.into());
             }
         }
         if self.retry.max_attempts == 0 {
-            return Err(ConfigError::ZeroAttempts);
+            return Err(ConfigError::ZeroAttempts.into());
         }
         if self.timeout.is_zero() {
-            return Err(ConfigError::ZeroTimeout);
+            return Err(ConfigError::ZeroTimeout.into());
         }
         if self.timeout > MAX_TIMEOUT {
-            return Err(ConfigError::TimeoutTooLong(self.timeout));
+            return Err(ConfigError::TimeoutTooLong(self.timeout).into());
         }
         if self.max_body_bytes == 0 {
-            return Err(ConfigError::ZeroBodyLimit);
+            return Err(ConfigError::ZeroBodyLimit.into());
         }
         let headers = self
             .headers
@@ -445,16 +445,17 @@ impl FanOutClientBuilder {
                 self.compression,
                 tls,
             ),
-            limit: Arc::new(
-                RateLimit::new(&self.rate, self.adaptive, self.max_in_flight)
-                    .expect("validated rate and burst"),
-            ),
+            limit: Arc::new(RateLimit::new(
+                &self.rate,
+                self.adaptive,
+                self.max_in_flight,
+            )?),
             template,
             retry: self.retry,
             counters: Arc::default(),
         });
-        let pool = Pool::start(Arc::clone(&engine), self.max_in_flight)
-            .map_err(|e| ConfigError::Spawn(e.to_string()))?;
+        let pool =
+            Pool::start(Arc::clone(&engine), self.max_in_flight).map_err(BuildError::Spawn)?;
         Ok(FanOutClient {
             pool,
             engine,

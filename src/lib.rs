@@ -71,7 +71,8 @@
 //! connection errors and timeouts.
 //! A 429 (or a 503 with `Retry-After`) pauses and slows the client instead (see
 //! above). Any other status fails at once.
-//! A bad configuration is a [`ConfigError`] from `build`, never a panic.
+//! A bad configuration is a [`ConfigError`] from `build` (inside a [`BuildError`],
+//! which also tells when the system would not start a worker thread), never a panic.
 //!
 //! # Listening to the server
 //!
@@ -168,18 +169,16 @@ mod transport;
 mod turns;
 mod wire;
 
-pub use bodies::{Bodies, BodiesIter};
+pub use bodies::{Bodies, BodiesIntoIter, BodiesIter};
 pub use cancel::CancelToken;
 pub use client::{
     DEFAULT_BURST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_RATE, DEFAULT_TIMEOUT, FanOutClient, FanOutClientBuilder, MAX_IN_FLIGHT_LIMIT,
     MAX_TIMEOUT,
 };
-pub use error::{ConfigError, ErrorKind, FetchError};
-pub use limiter::{Limiter, LimiterError, TokenBucket, TryTake};
+pub use error::{BuildError, ConfigError, ErrorKind, FetchError};
+pub use limiter::{Clock, Limiter, LimiterError, TokenBucket, TryTake};
 pub use rate::{Rate, RateError};
-/// The clock a [`TokenBucket`] reads, for tests that move time by hand.
-pub use ratelimit::Clock;
 #[cfg(feature = "redis")]
 pub use redis_gcra::RedisGcra;
 pub use stats::Stats;
@@ -192,5 +191,6 @@ const _: () = {
     assert_send_sync::<FanOutClient>();
     assert_send_sync::<CancelToken>();
     assert_send_sync::<FetchError>();
+    assert_send_sync::<BuildError>();
     assert_send_sync::<ConfigError>();
 };

@@ -62,13 +62,16 @@ impl FanOutClientBuilder {
     /// ```
     ///
     /// ```
-    /// use fanout::{ConfigError, FanOutClient};
+    /// use fanout::{BuildError, ConfigError, FanOutClient};
     ///
     /// let err = FanOutClient::builder("https://api.internal/users/{id}")
     ///     .tls_root_certs_pem("not a certificate")
     ///     .build()
     ///     .unwrap_err();
-    /// assert!(matches!(err, ConfigError::InvalidRootCertificates(_)));
+    /// assert!(matches!(
+    ///     err,
+    ///     BuildError::Config(ConfigError::InvalidRootCertificates(_))
+    /// ));
     /// ```
     pub fn tls_root_certs_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
         self.tls.roots_pem.push(Arc::from(pem.as_ref()));

@@ -11,6 +11,7 @@ use ureq::unversioned::transport::{
 };
 
 use crate::abort::{Socket, attempt_uses};
+use crate::lock::lock;
 use crate::phase::{self, Phase};
 use crate::wire;
 
@@ -55,12 +56,12 @@ impl Connector<()> for TrackingConnector {
                 }
                 let socket = Arc::new(Socket::new(shutdown.clone()));
                 attempt_uses(&socket);
-                *capture.lock().unwrap_or_else(|p| p.into_inner()) = Some(socket);
+                *lock(&capture) = Some(socket);
                 register_with_agent(shutdown)
             }),
         };
         let inner = self.inner.connect(&details, None)?;
-        let socket = captured.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let socket = lock(&captured).take();
         Ok(inner.map(|inner| TrackedTransport { inner, socket }))
     }
 }

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use common::{RecordingServer, TinyProxy, raw_server, read_request_head, response};
-use fanout::{ConfigError, ErrorKind, FanOutClient};
+use fanout::{BuildError, ConfigError, ErrorKind, FanOutClient};
 
 fn echo() -> RecordingServer {
     RecordingServer::start(|head| {
@@ -178,7 +178,7 @@ fn an_invalid_proxy_url_is_a_config_error_naming_it() {
             .proxy(Some(url))
             .build()
             .unwrap_err();
-        let ConfigError::InvalidProxy { proxy, origin, .. } = &err else {
+        let BuildError::Config(ConfigError::InvalidProxy { proxy, origin, .. }) = &err else {
             panic!("{url}: {err:?}");
         };
         assert_eq!(origin, "proxy");

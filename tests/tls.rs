@@ -8,7 +8,7 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use common::{Reply, TestCa, TlsServer, TlsServerConfig};
-use fanout::{ConfigError, ErrorKind, FanOutClient, FanOutClientBuilder, FetchError};
+use fanout::{BuildError, ConfigError, ErrorKind, FanOutClient, FanOutClientBuilder, FetchError};
 use rustls::{AlertDescription, CertificateError};
 
 fn echo(id: Option<u64>) -> Reply {
@@ -217,7 +217,10 @@ fn bad_certificates_and_keys_are_configuration_errors() {
     let ca = TestCa::new("fanout test CA");
     let mine = ca.client_cert();
     let other = ca.client_cert();
-    let build = |b: FanOutClientBuilder| b.build().unwrap_err();
+    let build = |b: FanOutClientBuilder| match b.build() {
+        Err(BuildError::Config(err)) => err,
+        other => panic!("not a configuration error: {other:?}"),
+    };
     let template = "https://127.0.0.1:9/users/{id}";
 
     let err = build(builder(template).tls_root_certs_pem("no PEM here"));

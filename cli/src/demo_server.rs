@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::http1;
+use crate::lock::lock;
 
 /// Arrival jitter the server forgives, as a strict but real API would.
 pub const TOLERANCE: Duration = Duration::from_millis(5);
@@ -197,13 +198,6 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
-}
-
-/// Locks `mutex`; what it guards stays meaningful even if a holder panicked.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Connection threads started before any connection comes, so that the first requests

@@ -234,13 +234,7 @@ fn build_client(
     builder
         .compression(!args.no_compression)
         .build()
-        .map_err(|e| {
-            let file = args.tls.file_at_fault(&e).map(|f| format!("{f}: "));
-            UsageError::new(format!(
-                "invalid configuration: {}{e}",
-                file.unwrap_or_default()
-            ))
-        })
+        .map_err(|e| UsageError::build(&e, args.tls.file_at_fault(&e)))
 }
 
 /// Splits `Name: value` at its first colon.

@@ -2,18 +2,10 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{QuotaConfig, QuotaServer, echo_server, fanout};
+use common::{QuotaConfig, QuotaServer, echo_server, fanout, serial};
 use predicates::prelude::*;
-
-/// The runs here measure time or count 429s on a small machine: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 #[test]
 fn every_documented_form_is_accepted_and_means_its_window() {
