@@ -8,8 +8,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::call::Call;
 use crate::collect::Batch;
+use crate::engine::Engine;
 use crate::error::{ErrorKind, FetchError};
-use crate::fetch::Engine;
 
 /// A worker's permission to serve a call, or (`None`) the order to exit.
 ///
