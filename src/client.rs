@@ -1,13 +1,15 @@
 //! `FanOutClient` and its builder: validated configuration, and the calls.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::{HeaderName, HeaderValue};
 
 use crate::bodies::Bodies;
+use crate::call::{AbortOnDrop, Call, Ids, Sink};
 use crate::cancel::CancelToken;
-use crate::collect;
+use crate::collect::Collector;
 use crate::engine::Engine;
 use crate::error::{ConfigError, FetchError};
 use crate::http::Http;
@@ -137,7 +139,40 @@ impl FanOutClient {
     /// # Ok(()) }
     /// ```
     pub fn fetch_all_with(&self, cancel: &CancelToken, ids: &[u64]) -> Result<Bodies, FetchError> {
-        collect::fetch_all(self.pool.tickets(), self.max_in_flight, cancel, ids)
+        self.fetch_distinct(cancel, distinct(ids))
+    }
+
+    /// Runs a `fetch_all` call: the workers collect, this thread waits for the answer.
+    fn fetch_distinct(&self, cancel: &CancelToken, ids: Box<[u64]>) -> Result<Bodies, FetchError> {
+        if ids.is_empty() {
+            return Ok(Bodies::default());
+        }
+        let (collector, answered) = Collector::new(ids.len());
+        let collector = Arc::new(collector);
+        let servers = self.pool.size().min(ids.len());
+        let call = Call::new(
+            cancel,
+            Ids::listed(ids),
+            Sink::Collect(Arc::clone(&collector)),
+        );
+        // Stops the workers whichever way this function returns.
+        let call = AbortOnDrop(Arc::new(call));
+        self.pool.submit(&call.0, servers);
+
+        let deadline = cancel.deadline_receiver();
+        loop {
+            crossbeam_channel::select! {
+                recv(answered) -> _ => {}
+                recv(cancel.receiver()) -> _ => {}
+                recv(deadline) -> _ => {}
+            }
+            if let Err(stop) = cancel.check() {
+                return Err(stop.into_error());
+            }
+            if let Some(answer) = collector.answer() {
+                return answer;
+            }
+        }
     }
 
     /// Streams results in completion order, one item per distinct ID, without
@@ -171,12 +206,7 @@ impl FanOutClient {
     where
         I: IntoIterator<Item = u64>,
     {
-        FetchIter::new(
-            self.pool.tickets(),
-            self.max_in_flight,
-            cancel,
-            ids.into_iter(),
-        )
+        FetchIter::new(&self.pool, cancel, ids.into_iter())
     }
 
     /// The client's counters since it was built, and the rate it keeps to now.
@@ -461,6 +491,12 @@ impl FanOutClientBuilder {
             max_in_flight: self.max_in_flight,
         })
     }
+}
+
+/// `ids` without repeats, in their first order.
+fn distinct(ids: &[u64]) -> Box<[u64]> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
 fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {
