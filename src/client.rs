@@ -1,5 +1,6 @@
 //! `FanOutClient` and its builder: validated configuration, and the calls.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +111,11 @@ impl FanOutClient {
     /// Blocks until every ID is fetched, or until the first ID fails for good (after
     /// its retries): then the rest of the call is cancelled, and that error is
     /// returned at once, without waiting for requests still in flight. Duplicate IDs
-    /// are fetched once; an empty slice returns empty `Bodies` without a request.
+    /// are fetched once; no IDs at all return empty `Bodies` without a request.
+    ///
+    /// `ids` is anything that iterates over IDs or references to them: a slice, a
+    /// `Vec`, a range. Unlike [`fetch_iter`](Self::fetch_iter), the call reads it all
+    /// before the first request.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -118,9 +123,15 @@ impl FanOutClient {
     ///     .build()?;
     /// let widgets = client.fetch_all(&[1, 2, 3])?;
     /// assert_eq!(widgets.len(), 3);
+    /// let more = client.fetch_all(100..200)?;
+    /// assert_eq!(more.len(), 100);
     /// # Ok(()) }
     /// ```
-    pub fn fetch_all(&self, ids: &[u64]) -> Result<Bodies, FetchError> {
+    pub fn fetch_all<I>(&self, ids: I) -> Result<Bodies, FetchError>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<u64>,
+    {
         self.fetch_all_with(&CancelToken::new(), ids)
     }
 
@@ -138,7 +149,11 @@ impl FanOutClient {
     /// let bodies = client.fetch_all_with(&cancel, &[7, 8, 9])?;
     /// # Ok(()) }
     /// ```
-    pub fn fetch_all_with(&self, cancel: &CancelToken, ids: &[u64]) -> Result<Bodies, FetchError> {
+    pub fn fetch_all_with<I>(&self, cancel: &CancelToken, ids: I) -> Result<Bodies, FetchError>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<u64>,
+    {
         self.fetch_distinct(cancel, distinct(ids))
     }
 
@@ -584,9 +599,16 @@ impl FanOutClientBuilder {
 }
 
 /// `ids` without repeats, in their first order.
-fn distinct(ids: &[u64]) -> Box<[u64]> {
-    let mut seen = HashSet::with_capacity(ids.len());
-    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+fn distinct<I>(ids: I) -> Box<[u64]>
+where
+    I: IntoIterator,
+    I::Item: Borrow<u64>,
+{
+    let ids = ids.into_iter();
+    let mut seen = HashSet::with_capacity(ids.size_hint().0);
+    ids.map(|id| *id.borrow())
+        .filter(|id| seen.insert(*id))
+        .collect()
 }
 
 fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {

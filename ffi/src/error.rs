@@ -206,7 +206,7 @@ mod tests {
             .max_attempts(1)
             .build()
             .unwrap();
-        let error = FanoutError::from(client.fetch_all(&[5]).unwrap_err());
+        let error = FanoutError::from(client.fetch_all([5]).unwrap_err());
         // SAFETY: `error` is live for the whole test.
         let message = unsafe { std::ffi::CStr::from_ptr(fanout_error_message(&error)) };
         assert_eq!(
