@@ -84,27 +84,27 @@ impl Call {
         self.sockets.abort();
     }
 
-    /// A worker's turn on this call, from taking it until it moves on.
-    pub(crate) fn turn(&self) -> Turn<'_> {
+    /// A worker's time serving this call, from taking its job until it moves on.
+    pub(crate) fn serving(&self) -> Serving<'_> {
         let sink = match &self.sink {
-            Sink::Collect(collector) => TurnSink::Collect {
+            Sink::Collect(collector) => ServingSink::Collect {
                 collector,
                 batch: Batch::default(),
             },
-            Sink::Stream(results) => TurnSink::Stream(results),
+            Sink::Stream(results) => ServingSink::Stream(results),
         };
-        Turn { call: self, sink }
+        Serving { call: self, sink }
     }
 }
 
-/// One worker's turn on a call. It keeps what the call's sink lets a worker keep
-/// between IDs, and hands it in as it ends.
-pub(crate) struct Turn<'a> {
+/// One worker serving a call, from taking its job until it moves on. It keeps what the
+/// call's sink lets a worker keep between IDs, and hands it in when dropped.
+pub(crate) struct Serving<'a> {
     call: &'a Call,
-    sink: TurnSink<'a>,
+    sink: ServingSink<'a>,
 }
 
-enum TurnSink<'a> {
+enum ServingSink<'a> {
     /// The bodies this worker fetched and has not handed in yet.
     Collect {
         collector: &'a Collector,
@@ -113,12 +113,12 @@ enum TurnSink<'a> {
     Stream(&'a Sender<Streamed>),
 }
 
-impl Turn<'_> {
+impl Serving<'_> {
     /// Called by the worker when an ID ends, however it ends. `body` holds the body on
     /// success; it may be taken, or left for the worker to reuse.
     pub(crate) fn deliver(&mut self, id: u64, outcome: Outcome, body: &mut Vec<u8>) {
         match &mut self.sink {
-            TurnSink::Collect { collector, batch } => {
+            ServingSink::Collect { collector, batch } => {
                 let failed = outcome.as_ref().is_err_and(|e| !e.is_cancellation());
                 if failed {
                     // Fail fast: the other workers stop taking this call's IDs and
@@ -132,7 +132,7 @@ impl Turn<'_> {
                     self.call.sockets.abort();
                 }
             }
-            TurnSink::Stream(results) => {
+            ServingSink::Stream(results) => {
                 let result = outcome.map(|()| std::mem::take(body));
                 // The caller may be gone already (it dropped the iterator).
                 let _ = results.send((id, result));
@@ -141,9 +141,9 @@ impl Turn<'_> {
     }
 }
 
-impl Drop for Turn<'_> {
+impl Drop for Serving<'_> {
     fn drop(&mut self) {
-        if let TurnSink::Collect { collector, batch } = &mut self.sink {
+        if let ServingSink::Collect { collector, batch } = &mut self.sink {
             collector.hand_in(batch);
         }
     }

@@ -60,7 +60,8 @@ impl Pool {
         self.workers.len()
     }
 
-    /// Has `workers` workers serve `call`, each as soon as it is free.
+    /// Queues `workers` jobs serving `call`, each taken by the next worker free. Never
+    /// blocks.
     pub(crate) fn submit(&self, call: &Arc<Call>, workers: usize) {
         for _ in 0..workers {
             // The workers hold the other end until the pool drops, and the pool
@@ -90,7 +91,7 @@ fn work(engine: &Engine, jobs: &Receiver<Job>, requeue: &Sender<Job>) {
     let mut body = Vec::new();
     while let Ok(Job::Serve(call)) = jobs.recv() {
         // Hands in what it kept when dropped, after the loop.
-        let mut turn = call.turn();
+        let mut serving = call.serving();
         while let Some(id) = call.next_id() {
             // A panic is a bug in this library (or in a log backend); it fails this ID
             // and leaves the worker, and so the pool, whole.
@@ -102,7 +103,7 @@ fn work(engine: &Engine, jobs: &Receiver<Job>, requeue: &Sender<Job>) {
                     .with_user_id(id)
                     .with_detail("worker panicked"))
             });
-            turn.deliver(id, outcome, &mut body);
+            serving.deliver(id, outcome, &mut body);
             if body.capacity() > KEPT_BUFFER_BYTES {
                 body = Vec::new();
             }
