@@ -51,8 +51,8 @@
 //! # How it works
 //!
 //! [`FanOutClientBuilder::build`] starts `max_in_flight` worker threads, owned by the
-//! client. A call gives the pool one ticket per worker it can use; a worker holding a
-//! ticket takes the call's IDs one after another, takes a token from the shared bucket
+//! client. A call gives the pool one job per worker it can use; a worker serving the
+//! call takes the call's IDs one after another, takes a token from the shared bucket
 //! right before each attempt (waiting in line, first come first served), and sends it
 //! on one shared HTTP agent. When several calls
 //! share the client, their workers take turns, one ID at a time. `fetch_all`'s caller
@@ -146,9 +146,9 @@ mod call;
 mod cancel;
 mod client;
 mod collect;
+mod engine;
 mod error;
-mod fetch;
-mod limit;
+mod http;
 mod limiter;
 mod lock;
 mod phase;
@@ -156,9 +156,9 @@ mod pool;
 mod proxy;
 mod quota_headers;
 mod rate;
+mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_gcra;
-mod request;
 mod retry;
 mod stats;
 mod stream;

@@ -126,7 +126,7 @@ fn deadline_ends_a_call_waiting_for_tokens() {
 
     let started = Instant::now();
     let err = client
-        .fetch_all_with(&cancel, &(1..=10).collect::<Vec<_>>())
+        .fetch_all_with(&cancel, (1..=10).collect::<Vec<_>>())
         .unwrap_err();
     let elapsed = started.elapsed();
 
@@ -223,7 +223,7 @@ fn deadline_ends_a_call_whose_requests_hang() {
     let cancel = CancelToken::with_timeout(Duration::from_millis(200));
 
     let started = Instant::now();
-    let err = client.fetch_all_with(&cancel, &[1, 2, 3]).unwrap_err();
+    let err = client.fetch_all_with(&cancel, [1, 2, 3]).unwrap_err();
     let elapsed = started.elapsed();
 
     assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
@@ -241,7 +241,7 @@ fn an_already_cancelled_token_sends_nothing() {
     let cancel = CancelToken::new();
     cancel.cancel();
 
-    let err = client.fetch_all_with(&cancel, &[1, 2, 3]).unwrap_err();
+    let err = client.fetch_all_with(&cancel, [1, 2, 3]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     thread::sleep(Duration::from_millis(100));
@@ -275,7 +275,7 @@ fn a_deadline_during_a_retry_wait_keeps_what_was_being_retried() {
     let client = FanOutClient::builder(server.template()).build().unwrap();
     let deadline = CancelToken::with_timeout(Duration::from_millis(300));
 
-    let err = client.fetch_all_with(&deadline, &[7]).unwrap_err();
+    let err = client.fetch_all_with(&deadline, [7]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::DeadlineExceeded);
     let for_7 = std::error::Error::source(&err).expect("the ID that ran out of time");

@@ -41,7 +41,7 @@ fn drop_does_not_wait_for_hanging_requests() {
             cancel.cancel();
         })
     };
-    let err = client.fetch_all_with(&cancel, &[1, 2, 3, 4]).unwrap_err();
+    let err = client.fetch_all_with(&cancel, [1, 2, 3, 4]).unwrap_err();
     canceller.join().unwrap();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert!(common::eventually(Duration::from_secs(5), || server

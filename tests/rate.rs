@@ -68,7 +68,7 @@ fn retries_take_tokens_too() {
     common::warm_up(&client, &server, 8, 20, 5);
 
     let started = Instant::now();
-    client.fetch_all(&(1..=10).collect::<Vec<_>>()).unwrap();
+    client.fetch_all((1..=10).collect::<Vec<_>>()).unwrap();
     let elapsed = started.elapsed();
 
     assert_eq!(server.request_count(), 20);

@@ -347,10 +347,10 @@ fn rate_efficiency(addr: SocketAddr, table: &mut Table) -> BenchResult<()> {
         .rate_limit(10, 20)
         .build()?;
     // Connections set up here, then a full bucket again, so only the limit is timed.
-    client.fetch_all(&ids(1_000..1_008))?;
+    client.fetch_all(ids(1_000..1_008))?;
     thread::sleep(Duration::from_secs(1));
     let start = Instant::now();
-    let got = client.fetch_all(&ids(0..100))?;
+    let got = client.fetch_all(ids(0..100))?;
     let wall = start.elapsed().as_secs_f64();
     check_all(&got, 100)?;
     // The burst goes at once, the other 80 at 10/s; the last then takes its latency.
@@ -371,9 +371,9 @@ fn concurrency_efficiency(addr: SocketAddr, table: &mut Table) -> BenchResult<()
         .no_rate_limit()
         .max_in_flight(8)
         .build()?;
-    client.fetch_all(&ids(1_000..1_008))?;
+    client.fetch_all(ids(1_000..1_008))?;
     let start = Instant::now();
-    let got = client.fetch_all(&ids(0..400))?;
+    let got = client.fetch_all(ids(0..400))?;
     let wall = start.elapsed().as_secs_f64();
     check_all(&got, 400)?;
     let ideal = 400.0 / 8.0 * 0.1;
@@ -519,7 +519,7 @@ fn throttle_run(addr: SocketAddr, index: usize, run: &ThrottleRun) -> BenchResul
         .adaptive_rate(run.adaptive)
         .build()?;
     let start = Instant::now();
-    let got = client.fetch_all(&ids(0..THROTTLE_IDS))?;
+    let got = client.fetch_all(ids(0..THROTTLE_IDS))?;
     let wall = start.elapsed().as_secs_f64();
     check_all(&got, THROTTLE_IDS as usize)?;
     Ok(ThrottleResult {
@@ -741,7 +741,7 @@ fn threads(addr: SocketAddr, table: &mut Table) -> BenchResult<()> {
                 .build()?;
             let built = thread_count();
             peak.store(0, Ordering::Relaxed);
-            let result = client.fetch_all(&ids(0..THREAD_IDS));
+            let result = client.fetch_all(ids(0..THREAD_IDS));
             stop.store(true, Ordering::Relaxed);
             check_all(&result?, THREAD_IDS as usize)?;
             Ok((baseline, built))
@@ -781,7 +781,7 @@ fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
     let agent = plain::agent(None)?;
     let (mut to_return, mut to_drain, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..CANCEL_WARMUP + CANCEL_RUNS {
-        let result = client.fetch_all(&ids(0..CANCEL_IDS));
+        let result = client.fetch_all(ids(0..CANCEL_IDS));
         let returned = Instant::now();
         // Polled rather than spun, to leave the CPUs to the workers being freed.
         let drain_limit = returned + Duration::from_secs(1);

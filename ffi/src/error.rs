@@ -247,7 +247,7 @@ mod tests {
             .max_attempts(1)
             .build()
             .unwrap();
-        let error = FanoutError::from(client.fetch_all(&[5]).unwrap_err());
+        let error = FanoutError::from(client.fetch_all([5]).unwrap_err());
         // SAFETY: `error` is live for the whole test.
         let message = unsafe { fanout_error_message(&error) };
         // SAFETY: the message of a live error is a C string that lives as long as it.
