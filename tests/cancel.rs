@@ -36,7 +36,7 @@ fn cancel_lags(client: &Arc<FanOutClient>, rounds: u64, waiting: impl Fn(u64)) -
         thread::spawn({
             let (client, cancel) = (Arc::clone(client), cancel.clone());
             move || {
-                let result = client.fetch_all_with(&cancel, &[round]);
+                let result = client.fetch_all_with(&cancel, [round]);
                 let _ = returned_tx.send((Instant::now(), result));
             }
         });
@@ -74,7 +74,7 @@ fn cancel_from_another_thread_wakes_a_caller_waiting_for_tokens() {
             .build()
             .unwrap(),
     );
-    client.fetch_all(&[0]).unwrap();
+    client.fetch_all([0]).unwrap();
 
     let lags = cancel_lags(&client, 7, |round| {
         // The attempt has started (on the connection kept from ID 0), and waits
@@ -152,13 +152,13 @@ fn a_token_wait_past_the_deadline_fails_at_once() {
         .max_in_flight(1)
         .build()
         .unwrap();
-    client.fetch_all(&[0]).unwrap();
+    client.fetch_all([0]).unwrap();
 
     let mut took = Vec::new();
     for id in 1..=7 {
         let deadline = CancelToken::with_timeout(Duration::from_secs(3));
         let started = Instant::now();
-        let err = client.fetch_all_with(&deadline, &[id]).unwrap_err();
+        let err = client.fetch_all_with(&deadline, [id]).unwrap_err();
         took.push(started.elapsed());
         assert_eq!(err.kind(), ErrorKind::DeadlineExceeded, "{err}");
         assert_eq!(err.user_id(), None, "the deadline ends the call");
@@ -314,7 +314,7 @@ fn cancel_ends_a_tls_handshake_that_hangs() {
 
     let cancel = CancelToken::new();
     let cancelled = thread::scope(|scope| {
-        let call = scope.spawn(|| client.fetch_all_with(&cancel, &[1]));
+        let call = scope.spawn(|| client.fetch_all_with(&cancel, [1]));
         hello
             .recv_timeout(Duration::from_secs(5))
             .expect("the worker sent its hello");
