@@ -53,8 +53,8 @@ Output:
   --jsonl     one line per ID as it completes: {\"id\":..,\"bytes\":..,\"body\":\"..\"},
               or \"body_base64\" when the body is not UTF-8. No summary line.
 
-Failure is fail-fast in every mode: the first ID that fails for good (after its
-retries) stops the run, the IDs not yet sent are never requested, and the error is
+By default failure is fail-fast in every mode: the first ID that fails for good (after
+its retries) stops the run, the IDs not yet sent are never requested, and the error is
 reported (in --jsonl mode as {\"id\":ID,\"error\":\"...\"}, the last line).
 
 --keep-going tries every ID. An ID that fails for good is reported and the run goes
