@@ -9,6 +9,7 @@
 mod args;
 mod demo;
 mod demo_server;
+mod failures;
 mod fetch;
 mod http1;
 mod ids;
@@ -18,6 +19,7 @@ mod logging;
 mod output;
 mod progress;
 mod sampler;
+mod shard;
 mod timeline;
 mod tls;
 

@@ -26,9 +26,16 @@ pub struct Progress {
 impl Progress {
     /// A bar for `total` IDs, or `None` when stderr is not a terminal.
     pub fn start(total: u64, base: Stats) -> Option<Progress> {
+        Self::start_counting(|| total, base)
+    }
+
+    /// A bar for `total()` IDs, or `None` when stderr is not a terminal (and
+    /// `total`, which may take a while for a shard of many IDs, is not called).
+    pub fn start_counting(total: impl FnOnce() -> u64, base: Stats) -> Option<Progress> {
         if !std::io::stderr().is_terminal() {
             return None;
         }
+        let total = total();
         let style = ProgressStyle::with_template(
             "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} IDs  {msg}  ETA {eta}",
         )
