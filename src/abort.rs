@@ -4,9 +4,10 @@
 //! `Agent::shutdown` reaches every request of every call. To stop only the requests of
 //! one call, each worker marks which call its current attempt belongs to (a
 //! thread-local set by [`enter`]); the agent's connector wraps every transport so that,
-//! when a request starts on it, the transport's shutdown handle is registered with that
-//! call ([`CallSockets`]). Aborting the call shuts down exactly those sockets, and the
-//! workers blocked on them are free at once. The wrapping itself is in `transport.rs`.
+//! once connected and whenever a request starts on it, the transport's shutdown handle
+//! is registered with that call ([`CallSockets`]). Aborting the call shuts down exactly
+//! those sockets, and the workers blocked on them are free at once, in a TLS handshake
+//! as in a request. The wrapping itself is in `transport.rs`.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -14,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use ureq::unversioned::transport::ShutdownHandle;
+
+use crate::lock::lock;
 
 /// The sockets the requests of one call are using right now.
 pub(crate) struct CallSockets {
@@ -49,7 +52,7 @@ impl Socket {
     }
 
     fn shutdown_if_owned_by(&self, call: u64) {
-        let owner = self.owner.lock().unwrap_or_else(|p| p.into_inner());
+        let owner = lock(&self.owner);
         // Under the lock, so no other call can take the socket in between.
         if *owner == call {
             if let Some(socket) = self.shutdown.upgrade() {
@@ -84,7 +87,7 @@ impl CallSockets {
     }
 
     fn register(&self, socket: &Arc<Socket>) -> Option<u64> {
-        *socket.owner.lock().unwrap_or_else(|p| p.into_inner()) = self.id;
+        *lock(&socket.owner) = self.id;
         let mut sockets = lock(&self.inner);
         if sockets.aborted {
             drop(sockets);
@@ -110,13 +113,6 @@ impl fmt::Debug for CallSockets {
             .field("live", &sockets.live.len())
             .finish()
     }
-}
-
-/// The state stays consistent whatever panicked while holding the lock.
-fn lock(mutex: &Mutex<Sockets>) -> std::sync::MutexGuard<'_, Sockets> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The attempt the current worker thread is running.
@@ -154,8 +150,9 @@ impl Drop for AttemptGuard {
     }
 }
 
-/// Called as a request starts on `socket`.
-pub(crate) fn request_starts_on(socket: &Arc<Socket>) {
+/// Ties `socket` to the current attempt's call: called once it is connected, and as
+/// each request starts on it (a pooled socket changes hands between calls).
+pub(crate) fn attempt_uses(socket: &Arc<Socket>) {
     CURRENT.with(|current| {
         let mut current = current.borrow_mut();
         let Some(attempt) = current.as_mut() else {
@@ -204,10 +201,10 @@ mod tests {
 
         {
             let _attempt = enter(&call);
-            request_starts_on(&tracked(&released));
+            attempt_uses(&tracked(&released));
         }
         let _attempt = enter(&call);
-        request_starts_on(&tracked(&in_use));
+        attempt_uses(&tracked(&in_use));
         call.abort();
 
         assert_eq!(in_use.0.load(Ordering::SeqCst), 1);
@@ -220,14 +217,14 @@ mod tests {
         call.abort();
         let late = Arc::new(Counting::default());
         let _attempt = enter(&call);
-        request_starts_on(&tracked(&late));
+        attempt_uses(&tracked(&late));
         assert_eq!(late.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn requests_outside_an_attempt_are_not_tracked() {
         let socket = Arc::new(Counting::default());
-        request_starts_on(&tracked(&socket));
+        attempt_uses(&tracked(&socket));
         assert_eq!(socket.0.load(Ordering::SeqCst), 0);
     }
 
@@ -241,13 +238,13 @@ mod tests {
         // The first call's request ended and its connection went back to the pool,
         // but its worker has not let go yet when the second call's request starts.
         let first_attempt = enter(&first);
-        request_starts_on(&socket);
+        attempt_uses(&socket);
         let handover = std::thread::spawn({
             let second = Arc::clone(&second);
             let socket = Arc::clone(&socket);
             move || {
                 let _attempt = enter(&second);
-                request_starts_on(&socket);
+                attempt_uses(&socket);
             }
         });
         handover.join().unwrap();

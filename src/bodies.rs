@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::iter::FusedIterator;
 use std::ops::Index;
 
 /// The response bodies of a [`fetch_all`](crate::FanOutClient::fetch_all) call, by
@@ -26,7 +27,10 @@ use std::ops::Index;
 /// let map: std::collections::HashMap<u64, Vec<u8>> = bodies.into_map();
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// Two `Bodies` are equal when they hold the same bodies under the same IDs, whatever
+/// order they arrived in.
+#[derive(Clone, Default)]
 pub struct Bodies {
     /// Filled in arrival order and never grown past their capacity, so no body is
     /// ever copied twice.
@@ -37,7 +41,7 @@ pub struct Bodies {
 }
 
 /// Where one body is: `chunks[chunk][start..start + len]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     id: u64,
     chunk: u32,
@@ -101,11 +105,24 @@ impl Bodies {
         self.total_bytes
     }
 
-    /// Copies each body into its own `Vec`, keyed by ID.
+    /// Each body in its own `Vec`, keyed by ID (see [`IntoIterator`] for what is
+    /// copied).
     pub fn into_map(self) -> HashMap<u64, Vec<u8>> {
-        self.iter().map(|(id, body)| (id, body.to_vec())).collect()
+        self.into_iter().collect()
     }
 }
+
+/// By contents: the same IDs with the same bodies, however the bytes are laid out.
+impl PartialEq for Bodies {
+    fn eq(&self, other: &Bodies) -> bool {
+        // Both iterate in ascending ID order, one entry per ID.
+        self.len() == other.len()
+            && self.total_bytes == other.total_bytes
+            && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Bodies {}
 
 impl Index<u64> for Bodies {
     type Output = [u8];
@@ -136,6 +153,35 @@ impl<'a> IntoIterator for &'a Bodies {
     }
 }
 
+/// Owned `(id, body)` pairs in ascending ID order.
+///
+/// A body larger than 1 MiB has a buffer to itself and is moved out of it; the
+/// smaller ones share buffers and are copied out, one at a time.
+///
+/// ```
+/// use std::collections::BTreeMap;
+///
+/// /// The bodies that are UTF-8, as owned strings.
+/// fn texts(bodies: fanout::Bodies) -> BTreeMap<u64, String> {
+///     bodies
+///         .into_iter()
+///         .filter_map(|(id, body)| Some((id, String::from_utf8(body).ok()?)))
+///         .collect()
+/// }
+/// assert!(texts(fanout::Bodies::default()).is_empty());
+/// ```
+impl IntoIterator for Bodies {
+    type Item = (u64, Vec<u8>);
+    type IntoIter = BodiesIntoIter;
+
+    fn into_iter(self) -> BodiesIntoIter {
+        BodiesIntoIter {
+            chunks: self.chunks,
+            entries: self.index.into_iter(),
+        }
+    }
+}
+
 impl fmt::Debug for Bodies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bodies")
@@ -146,7 +192,9 @@ impl fmt::Debug for Bodies {
 }
 
 /// The iterator of [`Bodies::iter`]: `(id, body)` in ascending ID order.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows how many bodies are left, not their bytes.
+#[derive(Clone)]
 pub struct BodiesIter<'a> {
     chunks: &'a [Vec<u8>],
     entries: std::slice::Iter<'a, Entry>,
@@ -173,10 +221,74 @@ impl<'a> Iterator for BodiesIter<'a> {
 
 impl ExactSizeIterator for BodiesIter<'_> {}
 
+impl FusedIterator for BodiesIter<'_> {}
+
+impl fmt::Debug for BodiesIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodiesIter")
+            .field("remaining", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl DoubleEndedIterator for BodiesIter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let entry = self.entries.next_back()?;
         Some((entry.id, entry.body(self.chunks)))
+    }
+}
+
+/// The iterator of [`Bodies::into_iter`](IntoIterator::into_iter): owned `(id, body)` pairs in ascending ID
+/// order.
+///
+/// Its `Debug` shows how many bodies are left, not their bytes.
+pub struct BodiesIntoIter {
+    chunks: Vec<Vec<u8>>,
+    entries: std::vec::IntoIter<Entry>,
+}
+
+impl BodiesIntoIter {
+    fn take(&mut self, entry: Entry) -> (u64, Vec<u8>) {
+        // Only a body over CHUNK_BYTES has a chunk to itself (see
+        // `BodiesBuilder::push`), so moving that chunk out takes from no other body.
+        let body = if entry.len as usize > CHUNK_BYTES {
+            std::mem::take(&mut self.chunks[entry.chunk as usize])
+        } else {
+            entry.body(&self.chunks).to_vec()
+        };
+        (entry.id, body)
+    }
+}
+
+impl Iterator for BodiesIntoIter {
+    type Item = (u64, Vec<u8>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.entries.next()?;
+        Some(self.take(entry))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+impl ExactSizeIterator for BodiesIntoIter {}
+
+impl FusedIterator for BodiesIntoIter {}
+
+impl DoubleEndedIterator for BodiesIntoIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let entry = self.entries.next_back()?;
+        Some(self.take(entry))
+    }
+}
+
+impl fmt::Debug for BodiesIntoIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodiesIntoIter")
+            .field("remaining", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -366,6 +478,105 @@ mod tests {
     #[should_panic(expected = "no body for ID 99")]
     fn indexing_a_missing_id_panics_with_the_id() {
         let _ = &sample()[99];
+    }
+
+    #[test]
+    fn equal_whatever_the_arrival_order_and_layout() {
+        let mut builder = BodiesBuilder::default();
+        builder.push(20, b"twenty");
+        builder.push(10, b"");
+        builder.push(30, b"thirty");
+        let reordered = builder.build();
+        assert_eq!(reordered, sample());
+
+        // Two workers' builders merged: the same bodies in other chunks.
+        let (mut first, mut second) = (BodiesBuilder::default(), BodiesBuilder::default());
+        first.push(30, b"thirty");
+        second.push(20, b"twenty");
+        second.push(10, b"");
+        first.take_from(&mut second);
+        let merged = first.build();
+        assert_ne!(merged.chunks.len(), sample().chunks.len());
+        assert_eq!(merged, sample());
+    }
+
+    #[test]
+    fn unequal_when_an_id_or_a_body_differs() {
+        let other_body = {
+            let mut builder = BodiesBuilder::default();
+            builder.push(10, b"");
+            builder.push(20, b"twentY");
+            builder.push(30, b"thirty");
+            builder.build()
+        };
+        assert_ne!(other_body, sample());
+        let other_id = {
+            let mut builder = BodiesBuilder::default();
+            builder.push(10, b"");
+            builder.push(21, b"twenty");
+            builder.push(30, b"thirty");
+            builder.build()
+        };
+        assert_ne!(other_id, sample());
+        // The same bytes, split across IDs differently.
+        let other_split = {
+            let mut builder = BodiesBuilder::default();
+            builder.push(10, b"t");
+            builder.push(20, b"wenty");
+            builder.push(30, b"thirty");
+            builder.build()
+        };
+        assert_ne!(other_split, sample());
+        assert_ne!(Bodies::default(), sample());
+        assert_eq!(Bodies::default(), BodiesBuilder::default().build());
+    }
+
+    #[test]
+    fn debug_counts_bodies_and_never_prints_them() {
+        let mut builder = BodiesBuilder::default();
+        builder.push(1, &[b'x'; 4096]);
+        builder.push(2, b"secret");
+        let bodies = builder.build();
+        for shown in [
+            format!("{bodies:?}"),
+            format!("{:?}", bodies.iter()),
+            format!("{:?}", bodies.clone().into_iter()),
+        ] {
+            assert!(shown.len() < 80, "{shown}");
+            assert!(
+                !shown.contains("secret") && !shown.contains("120"),
+                "{shown}"
+            );
+        }
+        let mut iter = bodies.iter();
+        iter.next();
+        assert_eq!(format!("{iter:?}"), "BodiesIter { remaining: 1, .. }");
+    }
+
+    #[test]
+    fn owned_iteration_yields_every_body_in_id_order() {
+        let mut builder = BodiesBuilder::default();
+        let large = vec![2u8; CHUNK_BYTES + 1];
+        builder.push(3, &large);
+        builder.push(2, b"two");
+        builder.push(1, b"one");
+        let bodies = builder.build();
+        let owned: Vec<(u64, Vec<u8>)> = bodies.clone().into_iter().collect();
+        assert_eq!(
+            owned,
+            [
+                (1, b"one".to_vec()),
+                (2, b"two".to_vec()),
+                (3, large.clone())
+            ]
+        );
+
+        let mut iter = bodies.into_iter();
+        assert_eq!(iter.len(), 3);
+        assert_eq!(iter.next_back(), Some((3, large)));
+        assert_eq!(iter.next(), Some((1, b"one".to_vec())));
+        assert_eq!(iter.next(), Some((2, b"two".to_vec())));
+        assert_eq!(iter.next(), None);
     }
 
     #[test]

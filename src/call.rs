@@ -1,8 +1,8 @@
 //! One call on the client: the state its caller shares with the workers serving it.
 //!
-//! A worker holding a ticket for a call (see `pool.rs`) takes the call's IDs one after
+//! A worker given a call by the pool (see `pool.rs`) takes the call's IDs one after
 //! another for as long as it has any, and hands each outcome to the call's sink. So a
-//! `fetch_all` of a million IDs crosses between threads twice in all (tickets out, one
+//! `fetch_all` of a million IDs crosses between threads twice in all (jobs out, one
 //! wake-up back), not twice per ID.
 
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub(crate) enum Ids {
     /// Every ID known up front (`fetch_all`): workers claim them in order.
     Listed { ids: Box<[u64]>, next: AtomicUsize },
     /// Handed over one at a time by the caller's thread (`fetch_iter`), each followed
-    /// by a ticket, so that no ID waits without a worker on its way.
+    /// by a job for a worker, so that no ID waits without a worker on its way.
     Fed(Receiver<u64>),
 }
 
@@ -50,8 +50,8 @@ impl Ids {
 
 /// Where a call's outcomes go.
 pub(crate) enum Sink {
-    /// Into one result, which the caller waits for (`fetch_all`).
-    Collect(Collector),
+    /// Into one result, which the caller waits for (`fetch_all`) and shares.
+    Collect(Arc<Collector>),
     /// To the caller's thread one by one, in completion order (`fetch_iter`).
     Stream(Sender<Streamed>),
 }
@@ -84,45 +84,67 @@ impl Call {
         self.sockets.abort();
     }
 
-    /// Called by a worker when an ID ends, however it ends. `body` holds the body on
-    /// success; it may be taken, or left for the worker to reuse. `batch` keeps what
-    /// the worker has not handed in yet; see [`Call::hand_in`].
-    pub(crate) fn deliver(&self, id: u64, outcome: Outcome, body: &mut Vec<u8>, batch: &mut Batch) {
-        match &self.sink {
-            Sink::Collect(collector) => {
+    /// A worker's time serving this call, from taking its job until it moves on.
+    pub(crate) fn serving(&self) -> Serving<'_> {
+        let sink = match &self.sink {
+            Sink::Collect(collector) => ServingSink::Collect {
+                collector,
+                batch: Batch::default(),
+            },
+            Sink::Stream(results) => ServingSink::Stream(results),
+        };
+        Serving { call: self, sink }
+    }
+}
+
+/// One worker serving a call, from taking its job until it moves on. It keeps what the
+/// call's sink lets a worker keep between IDs, and hands it in when dropped.
+pub(crate) struct Serving<'a> {
+    call: &'a Call,
+    sink: ServingSink<'a>,
+}
+
+enum ServingSink<'a> {
+    /// The bodies this worker fetched and has not handed in yet.
+    Collect {
+        collector: &'a Collector,
+        batch: Batch,
+    },
+    Stream(&'a Sender<Streamed>),
+}
+
+impl Serving<'_> {
+    /// Called by the worker when an ID ends, however it ends. `body` holds the body on
+    /// success; it may be taken, or left for the worker to reuse.
+    pub(crate) fn deliver(&mut self, id: u64, outcome: Outcome, body: &mut Vec<u8>) {
+        match &mut self.sink {
+            ServingSink::Collect { collector, batch } => {
                 let failed = outcome.as_ref().is_err_and(|e| !e.is_cancellation());
                 if failed {
                     // Fail fast: the other workers stop taking this call's IDs and
                     // tokens now, before the caller even wakes.
-                    self.signals.abort.cancel();
+                    self.call.signals.abort.cancel();
                 }
                 collector.deliver(id, outcome, body, batch);
                 if failed {
                     // After the caller is told: each shutdown wakes a worker, and on a
                     // busy machine those could keep the caller waiting.
-                    self.sockets.abort();
+                    self.call.sockets.abort();
                 }
             }
-            Sink::Stream(results) => {
+            ServingSink::Stream(results) => {
                 let result = outcome.map(|()| std::mem::take(body));
                 // The caller may be gone already (it dropped the iterator).
                 let _ = results.send((id, result));
             }
         }
     }
+}
 
-    /// Called by a worker as it stops taking this call's IDs, with what it kept.
-    pub(crate) fn hand_in(&self, batch: &mut Batch) {
-        if let Sink::Collect(collector) = &self.sink {
+impl Drop for Serving<'_> {
+    fn drop(&mut self) {
+        if let ServingSink::Collect { collector, batch } = &mut self.sink {
             collector.hand_in(batch);
-        }
-    }
-
-    /// The collector of a `fetch_all` call.
-    pub(crate) fn collector(&self) -> Option<&Collector> {
-        match &self.sink {
-            Sink::Collect(collector) => Some(collector),
-            Sink::Stream(_) => None,
         }
     }
 }

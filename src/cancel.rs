@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::error::{ErrorKind, FetchError};
+use crate::lock::lock;
 
 /// Nothing is ever sent on a cancel channel: it only disconnects.
 pub(crate) enum Never {}
@@ -86,10 +87,7 @@ impl CancelToken {
         self.inner.cancelled.store(true, Ordering::SeqCst);
         // A poisoned lock only means another canceller panicked; dropping the
         // sender is still the right thing to do.
-        let sender = match self.inner.sender.lock() {
-            Ok(mut guard) => guard.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
+        let sender = lock(&self.inner.sender).take();
         drop(sender);
     }
 
@@ -166,6 +164,32 @@ impl Stop {
             Stop::Cancelled => ErrorKind::Cancelled,
             Stop::DeadlineExceeded => ErrorKind::DeadlineExceeded,
         })
+    }
+}
+
+/// What an ID's error means for its call: the one rule that `fetch_all` and
+/// `fetch_iter` share.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Stopped by the call's cancel or abort: the caller knows already (it cancelled),
+    /// or another ID's failure is the call's answer. Nothing to report for this ID.
+    Stopped,
+    /// The caller's deadline passed: it ends the whole call, as a cancel does. The
+    /// error has no user ID: the ID whose worker found out first did not fail.
+    Call(FetchError),
+    /// The ID failed for good.
+    Id(FetchError),
+}
+
+impl Failure {
+    pub(crate) fn of(error: FetchError) -> Self {
+        match error.kind() {
+            ErrorKind::Cancelled => Failure::Stopped,
+            ErrorKind::DeadlineExceeded => {
+                Failure::Call(Stop::DeadlineExceeded.into_error().with_source(error))
+            }
+            _ => Failure::Id(error),
+        }
     }
 }
 
@@ -265,6 +289,20 @@ mod tests {
         assert!(token.is_cancelled());
         assert_eq!(token.check(), Err(Stop::DeadlineExceeded));
         assert_eq!(token.remaining(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn an_id_past_the_deadline_ends_the_call_without_its_id() {
+        let late = Stop::DeadlineExceeded.into_error().with_user_id(7);
+        let Failure::Call(error) = Failure::of(late) else {
+            panic!("a deadline ends the call");
+        };
+        assert_eq!(error.kind(), ErrorKind::DeadlineExceeded);
+        assert_eq!(error.user_id(), None);
+        let stopped = Stop::Cancelled.into_error().with_user_id(7);
+        assert!(matches!(Failure::of(stopped), Failure::Stopped));
+        let failed = FetchError::new(ErrorKind::Status).with_user_id(7);
+        assert!(matches!(Failure::of(failed), Failure::Id(e) if e.user_id() == Some(7)));
     }
 
     #[test]

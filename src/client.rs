@@ -1,21 +1,24 @@
 //! `FanOutClient` and its builder: validated configuration, and the calls.
 
+use std::borrow::Borrow;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::http::{HeaderName, HeaderValue};
 
 use crate::bodies::Bodies;
+use crate::call::{AbortOnDrop, Call, Ids, Sink};
 use crate::cancel::CancelToken;
-use crate::collect;
-use crate::error::{ConfigError, FetchError};
-use crate::fetch::Engine;
-use crate::limit::{RateLimit, RateLimitConfig};
+use crate::collect::Collector;
+use crate::engine::Engine;
+use crate::error::{BuildError, ConfigError, FetchError};
+use crate::http::Http;
 use crate::limiter::Limiter;
 use crate::pool::Pool;
 use crate::proxy::{self, ProxySetting};
 use crate::rate::Rate;
-use crate::request::Http;
+use crate::rate_limit::{RateLimit, RateLimitConfig};
 use crate::retry::RetryPolicy;
 use crate::stats::Stats;
 use crate::stream::FetchIter;
@@ -60,7 +63,7 @@ pub struct FanOutClient {
 /// Configuration for a [`FanOutClient`]; every setter takes and returns `self`.
 ///
 /// Nothing is checked until [`build`](Self::build), which reports the first problem as
-/// a [`ConfigError`].
+/// a [`ConfigError`] (in [`BuildError::Config`]).
 #[derive(Debug, Clone)]
 #[must_use = "call .build() to make the client"]
 pub struct FanOutClientBuilder {
@@ -74,7 +77,7 @@ pub struct FanOutClientBuilder {
     adaptive: bool,
     proxy: ProxySetting,
     compression: bool,
-    pub(crate) tls: TlsOptions,
+    tls: TlsOptions,
 }
 
 impl FanOutClient {
@@ -108,7 +111,11 @@ impl FanOutClient {
     /// Blocks until every ID is fetched, or until the first ID fails for good (after
     /// its retries): then the rest of the call is cancelled, and that error is
     /// returned at once, without waiting for requests still in flight. Duplicate IDs
-    /// are fetched once; an empty slice returns empty `Bodies` without a request.
+    /// are fetched once; no IDs at all return empty `Bodies` without a request.
+    ///
+    /// `ids` is anything that iterates over IDs or references to them: a slice, a
+    /// `Vec`, a range. Unlike [`fetch_iter`](Self::fetch_iter), the call reads it all
+    /// before the first request.
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -116,9 +123,15 @@ impl FanOutClient {
     ///     .build()?;
     /// let widgets = client.fetch_all(&[1, 2, 3])?;
     /// assert_eq!(widgets.len(), 3);
+    /// let more = client.fetch_all(100..200)?;
+    /// assert_eq!(more.len(), 100);
     /// # Ok(()) }
     /// ```
-    pub fn fetch_all(&self, ids: &[u64]) -> Result<Bodies, FetchError> {
+    pub fn fetch_all<I>(&self, ids: I) -> Result<Bodies, FetchError>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<u64>,
+    {
         self.fetch_all_with(&CancelToken::new(), ids)
     }
 
@@ -136,8 +149,45 @@ impl FanOutClient {
     /// let bodies = client.fetch_all_with(&cancel, &[7, 8, 9])?;
     /// # Ok(()) }
     /// ```
-    pub fn fetch_all_with(&self, cancel: &CancelToken, ids: &[u64]) -> Result<Bodies, FetchError> {
-        collect::fetch_all(self.pool.tickets(), self.max_in_flight, cancel, ids)
+    pub fn fetch_all_with<I>(&self, cancel: &CancelToken, ids: I) -> Result<Bodies, FetchError>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<u64>,
+    {
+        self.fetch_distinct(cancel, distinct(ids))
+    }
+
+    /// Runs a `fetch_all` call: the workers collect, this thread waits for the answer.
+    fn fetch_distinct(&self, cancel: &CancelToken, ids: Box<[u64]>) -> Result<Bodies, FetchError> {
+        if ids.is_empty() {
+            return Ok(Bodies::default());
+        }
+        let (collector, answered) = Collector::new(ids.len());
+        let collector = Arc::new(collector);
+        let servers = self.pool.size().min(ids.len());
+        let call = Call::new(
+            cancel,
+            Ids::listed(ids),
+            Sink::Collect(Arc::clone(&collector)),
+        );
+        // Stops the workers whichever way this function returns.
+        let call = AbortOnDrop(Arc::new(call));
+        self.pool.submit(&call.0, servers);
+
+        let deadline = cancel.deadline_receiver();
+        loop {
+            crossbeam_channel::select! {
+                recv(answered) -> _ => {}
+                recv(cancel.receiver()) -> _ => {}
+                recv(deadline) -> _ => {}
+            }
+            if let Err(stop) = cancel.check() {
+                return Err(stop.into_error());
+            }
+            if let Some(answer) = collector.answer() {
+                return answer;
+            }
+        }
     }
 
     /// Streams results in completion order, one item per distinct ID, without
@@ -171,12 +221,7 @@ impl FanOutClient {
     where
         I: IntoIterator<Item = u64>,
     {
-        FetchIter::new(
-            self.pool.tickets(),
-            self.max_in_flight,
-            cancel,
-            ids.into_iter(),
-        )
+        FetchIter::new(&self.pool, cancel, ids.into_iter())
     }
 
     /// The client's counters since it was built, and the rate it keeps to now.
@@ -359,7 +404,7 @@ impl FanOutClientBuilder {
     /// let direct = FanOutClient::builder("https://api.example.com/users/{id}")
     ///     .proxy(None)
     ///     .build()?;
-    /// # Ok::<(), fanout::ConfigError>(())
+    /// # Ok::<(), fanout::BuildError>(())
     /// ```
     pub fn proxy(mut self, url: Option<&str>) -> Self {
         self.proxy = match url {
@@ -380,47 +425,140 @@ impl FanOutClientBuilder {
         self
     }
 
+    /// Trusts the CA certificates in `pem` (one or more `BEGIN CERTIFICATE` blocks), in
+    /// addition to the default roots, for example a company's private CA. May be
+    /// called more than once; every call adds.
+    ///
+    /// The default roots are Mozilla's, built in (the `webpki-roots` set that ureq
+    /// trusts by default). With extra roots, the one CA that Mozilla trusts for its
+    /// country's names only is left out, since a list of certificates cannot hold
+    /// that constraint. The PEM is checked by [`build`](Self::build): one with no
+    /// certificate, or a malformed one, is a
+    /// [`ConfigError::InvalidRootCertificates`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = fanout::FanOutClient::builder("https://api.internal/users/{id}")
+    ///     .tls_root_certs_pem(std::fs::read("company-ca.pem")?)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// ```
+    /// use fanout::{BuildError, ConfigError, FanOutClient};
+    ///
+    /// let err = FanOutClient::builder("https://api.internal/users/{id}")
+    ///     .tls_root_certs_pem("not a certificate")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(
+    ///     err,
+    ///     BuildError::Config(ConfigError::InvalidRootCertificates(_))
+    /// ));
+    /// ```
+    pub fn tls_root_certs_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls.add_roots_pem(pem.as_ref());
+        self
+    }
+
+    /// Whether the certificates in the files named by the `SSL_CERT_FILE` and
+    /// `SSL_CERT_DIR` environment variables are trusted, in addition to the default
+    /// roots, as curl and OpenSSL do. Default: on.
+    ///
+    /// They are read by [`build`](Self::build), for an `https` template only (an
+    /// `http` one never meets TLS: redirects stay on its origin). `SSL_CERT_FILE` is
+    /// one PEM file of certificates; `SSL_CERT_DIR` is a `:`-separated list of
+    /// directories, whose files are read (those with no certificate in them are
+    /// skipped). A file that cannot be read or holds a malformed certificate is a
+    /// [`ConfigError::CertificateFile`] naming it. With
+    /// [`tls_platform_verifier`](Self::tls_platform_verifier) they are left to the
+    /// platform's verifier instead (on Linux it too reads them, in place of the
+    /// system's store).
+    pub fn tls_env_roots(mut self, on: bool) -> Self {
+        self.tls.set_env_roots(on);
+        self
+    }
+
+    /// Verifies servers with the platform's trust store and verifier (the system's
+    /// certificates on Linux; the OS verifier on macOS, Windows and Android) instead of
+    /// the built-in roots. Default: off.
+    ///
+    /// The platform verifier takes no extra roots: combined with
+    /// [`tls_root_certs_pem`](Self::tls_root_certs_pem), `build` fails with
+    /// [`ConfigError::PlatformVerifierWithRoots`]. Add a private CA to the system's
+    /// store instead.
+    pub fn tls_platform_verifier(mut self, on: bool) -> Self {
+        self.tls.set_platform_verifier(on);
+        self
+    }
+
+    /// Presents this client certificate to servers that ask for one (mutual TLS).
+    ///
+    /// `cert_chain_pem` holds the client's certificate first, then any intermediate
+    /// certificates; `key_pem` holds its private key (PKCS#8, PKCS#1 or SEC1, not
+    /// encrypted). Both are checked by [`build`](Self::build), which fails with
+    /// [`ConfigError::InvalidClientCertificate`] or
+    /// [`ConfigError::InvalidClientKey`] (also when the key does not match the
+    /// certificate). No message or `Debug` output ever shows the key.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = fanout::FanOutClient::builder("https://api.internal/users/{id}")
+    ///     .tls_client_cert_pem(std::fs::read("client.pem")?, std::fs::read("client.key")?)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_client_cert_pem(
+        mut self,
+        cert_chain_pem: impl AsRef<[u8]>,
+        key_pem: impl AsRef<[u8]>,
+    ) -> Self {
+        self.tls
+            .set_client_cert(cert_chain_pem.as_ref(), key_pem.as_ref());
+        self
+    }
+
     /// Checks the configuration and starts the client's worker threads.
     ///
     /// ```
-    /// use fanout::{ConfigError, FanOutClient};
+    /// use fanout::{BuildError, ConfigError, FanOutClient};
     ///
     /// let err = FanOutClient::builder("https://api.example.com/users").build().unwrap_err();
-    /// assert!(matches!(err, ConfigError::MissingPlaceholder(_)));
+    /// assert!(matches!(err, BuildError::Config(ConfigError::MissingPlaceholder(_))));
     ///
     /// let err = FanOutClient::builder("https://api.example.com/users/{id}")
     ///     .max_in_flight(0)
     ///     .build()
     ///     .unwrap_err();
-    /// assert_eq!(err, ConfigError::ZeroInFlight);
+    /// assert!(matches!(err, BuildError::Config(ConfigError::ZeroInFlight)));
     /// ```
-    pub fn build(self) -> Result<FanOutClient, ConfigError> {
+    pub fn build(self) -> Result<FanOutClient, BuildError> {
         let template = UrlTemplate::parse(&self.template)?;
         if self.max_in_flight == 0 {
-            return Err(ConfigError::ZeroInFlight);
+            return Err(ConfigError::ZeroInFlight.into());
         }
         if self.max_in_flight > MAX_IN_FLIGHT_LIMIT {
-            return Err(ConfigError::TooManyInFlight(self.max_in_flight));
+            return Err(ConfigError::TooManyInFlight(self.max_in_flight).into());
         }
         if let RateLimitConfig::Limited { rate, burst } = self.rate {
             if rate.is_none() {
-                return Err(ConfigError::ZeroRate);
+                return Err(ConfigError::ZeroRate.into());
             }
             if burst == 0 {
-                return Err(ConfigError::ZeroBurst);
+                return Err(ConfigError::ZeroBurst.into());
             }
         }
         if self.retry.max_attempts == 0 {
-            return Err(ConfigError::ZeroAttempts);
+            return Err(ConfigError::ZeroAttempts.into());
         }
         if self.timeout.is_zero() {
-            return Err(ConfigError::ZeroTimeout);
+            return Err(ConfigError::ZeroTimeout.into());
         }
         if self.timeout > MAX_TIMEOUT {
-            return Err(ConfigError::TimeoutTooLong(self.timeout));
+            return Err(ConfigError::TimeoutTooLong(self.timeout).into());
         }
         if self.max_body_bytes == 0 {
-            return Err(ConfigError::ZeroBodyLimit);
+            return Err(ConfigError::ZeroBodyLimit.into());
         }
         let headers = self
             .headers
@@ -445,22 +583,36 @@ impl FanOutClientBuilder {
                 self.compression,
                 tls,
             ),
-            limit: Arc::new(
-                RateLimit::new(&self.rate, self.adaptive, self.max_in_flight)
-                    .expect("validated rate and burst"),
-            ),
+            limit: Arc::new(RateLimit::new(
+                &self.rate,
+                self.adaptive,
+                self.max_in_flight,
+            )?),
             template,
             retry: self.retry,
             counters: Arc::default(),
         });
-        let pool = Pool::start(Arc::clone(&engine), self.max_in_flight)
-            .map_err(|e| ConfigError::Spawn(e.to_string()))?;
+        let pool =
+            Pool::start(Arc::clone(&engine), self.max_in_flight).map_err(BuildError::Spawn)?;
         Ok(FanOutClient {
             pool,
             engine,
             max_in_flight: self.max_in_flight,
         })
     }
+}
+
+/// `ids` without repeats, in their first order.
+fn distinct<I>(ids: I) -> Box<[u64]>
+where
+    I: IntoIterator,
+    I::Item: Borrow<u64>,
+{
+    let ids = ids.into_iter();
+    let mut seen = HashSet::with_capacity(ids.size_hint().0);
+    ids.map(|id| *id.borrow())
+        .filter(|id| seen.insert(*id))
+        .collect()
 }
 
 fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {

@@ -1,65 +1,13 @@
-//! `fetch_all`: one answer for the whole call, its bodies or its first failure.
+//! The collector of a `fetch_all` call: one answer for the whole call, its bodies or
+//! its first failure.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::bodies::{Bodies, BodiesBuilder};
-use crate::call::{AbortOnDrop, Call, Ids, Outcome, Sink};
-use crate::cancel::CancelToken;
-use crate::error::{ErrorKind, FetchError};
-use crate::pool::Ticket;
-
-/// Runs a `fetch_all` call on the pool behind `tickets`, with `workers` workers.
-pub(crate) fn fetch_all(
-    tickets: &Sender<Ticket>,
-    workers: usize,
-    cancel: &CancelToken,
-    ids: &[u64],
-) -> Result<Bodies, FetchError> {
-    let ids = distinct(ids);
-    if ids.is_empty() {
-        return Ok(Bodies::default());
-    }
-    let (collector, answered) = Collector::new(ids.len());
-    let servers = workers.min(ids.len());
-    let call = Arc::new(Call::new(
-        cancel,
-        Ids::listed(ids),
-        Sink::Collect(collector),
-    ));
-    // Stops the workers whichever way this function returns.
-    let call = AbortOnDrop(call);
-    for _ in 0..servers {
-        // The pool lives as long as the client this call borrows.
-        tickets
-            .send(Some(Arc::clone(&call.0)))
-            .expect("worker pool outlives its calls");
-    }
-
-    let deadline = cancel.deadline_receiver();
-    let collector = call.0.collector().expect("fetch_all calls collect");
-    loop {
-        crossbeam_channel::select! {
-            recv(answered) -> _ => {}
-            recv(cancel.receiver()) -> _ => {}
-            recv(deadline) -> _ => {}
-        }
-        if let Err(stop) = cancel.check() {
-            return Err(stop.into_error());
-        }
-        if let Some(answer) = collector.answer() {
-            return answer;
-        }
-    }
-}
-
-/// `ids` without repeats, in their first order.
-fn distinct(ids: &[u64]) -> Box<[u64]> {
-    let mut seen = HashSet::with_capacity(ids.len());
-    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
-}
+use crate::cancel::Failure;
+use crate::error::FetchError;
 
 /// Gathers the bodies of a `fetch_all` call, and wakes its caller once: when every ID
 /// is in, or on the first failure.
@@ -107,7 +55,13 @@ impl Collector {
 
     /// Records how `id` ended: its body goes into `batch`, a failure straight to the
     /// caller.
-    pub(crate) fn deliver(&self, id: u64, outcome: Outcome, body: &[u8], batch: &mut Batch) {
+    pub(crate) fn deliver(
+        &self,
+        id: u64,
+        outcome: Result<(), FetchError>,
+        body: &[u8],
+        batch: &mut Batch,
+    ) {
         let error = match outcome {
             Ok(()) => {
                 batch.push(id, body);
@@ -116,15 +70,10 @@ impl Collector {
                 }
                 return;
             }
-            // Stopped by the caller (who knows) or by another ID's failure (which is
-            // recorded already, or on its way).
-            Err(e) if e.kind() == ErrorKind::Cancelled => return,
-            // The caller's deadline ends the whole call, as a cancel does: the worker
-            // that found out first does not make it that ID's failure.
-            Err(e) if e.kind() == ErrorKind::DeadlineExceeded => {
-                FetchError::new(ErrorKind::DeadlineExceeded).with_source(e)
-            }
-            Err(e) => e,
+            Err(e) => match Failure::of(e) {
+                Failure::Stopped => return,
+                Failure::Call(e) | Failure::Id(e) => e,
+            },
         };
         self.lock().error.get_or_insert(error);
         self.signal();

@@ -1,10 +1,37 @@
-//! The two error types: one for a bad configuration, one for a failed fetch.
+//! The error types: a client that cannot be built, a bad configuration, a failed
+//! fetch.
 
 use std::error::Error as StdError;
 use std::fmt;
 
-/// Why [`FanOutClientBuilder::build`](crate::FanOutClientBuilder::build) refused a
-/// configuration.
+/// Why [`FanOutClientBuilder::build`](crate::FanOutClientBuilder::build) made no
+/// client: a configuration it refuses, or a worker thread the system would not start.
+///
+/// ```
+/// use fanout::{BuildError, ConfigError, FanOutClient};
+///
+/// let err = FanOutClient::builder("https://api.example.com/users/{id}")
+///     .max_attempts(0)
+///     .build()
+///     .unwrap_err();
+/// assert!(matches!(err, BuildError::Config(ConfigError::ZeroAttempts)));
+/// assert_eq!(err.to_string(), "max_attempts must be at least 1");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The configuration is refused; its message is the [`ConfigError`]'s.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The system would not start a worker thread (too many threads, or too little
+    /// memory). [`source`](StdError::source) is the `io::Error` of the spawn.
+    #[error("cannot start worker thread")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// A configuration that [`FanOutClientBuilder::build`](crate::FanOutClientBuilder::build)
+/// (as [`BuildError::Config`]) or [`UrlTemplate::parse`](crate::UrlTemplate::parse)
+/// refuses.
 ///
 /// Every variant names the setting at fault, so the message alone tells the user
 /// what to change.
@@ -74,9 +101,6 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// A worker thread could not be started.
-    #[error("cannot start worker thread: {0}")]
-    Spawn(String),
     /// The PEM given to
     /// [`tls_root_certs_pem`](crate::FanOutClientBuilder::tls_root_certs_pem) holds no
     /// certificate, or a malformed one.

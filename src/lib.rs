@@ -51,8 +51,8 @@
 //! # How it works
 //!
 //! [`FanOutClientBuilder::build`] starts `max_in_flight` worker threads, owned by the
-//! client. A call gives the pool one ticket per worker it can use; a worker holding a
-//! ticket takes the call's IDs one after another, takes a token from the shared bucket
+//! client. A call gives the pool one job per worker it can use; a worker serving the
+//! call takes the call's IDs one after another, takes a token from the shared bucket
 //! right before each attempt (waiting in line, first come first served), and sends it
 //! on one shared HTTP agent. When several calls
 //! share the client, their workers take turns, one ID at a time. `fetch_all`'s caller
@@ -71,7 +71,8 @@
 //! connection errors and timeouts.
 //! A 429 (or a 503 with `Retry-After`) pauses and slows the client instead (see
 //! above). Any other status fails at once.
-//! A bad configuration is a [`ConfigError`] from `build`, never a panic.
+//! A bad configuration is a [`ConfigError`] from `build` (inside a [`BuildError`],
+//! which also tells when the system would not start a worker thread), never a panic.
 //!
 //! # Listening to the server
 //!
@@ -145,9 +146,9 @@ mod call;
 mod cancel;
 mod client;
 mod collect;
+mod engine;
 mod error;
-mod fetch;
-mod limit;
+mod http;
 mod limiter;
 mod lock;
 mod phase;
@@ -155,9 +156,9 @@ mod pool;
 mod proxy;
 mod quota_headers;
 mod rate;
+mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_gcra;
-mod request;
 mod retry;
 mod stats;
 mod stream;
@@ -168,18 +169,16 @@ mod transport;
 mod turns;
 mod wire;
 
-pub use bodies::{Bodies, BodiesIter};
+pub use bodies::{Bodies, BodiesIntoIter, BodiesIter};
 pub use cancel::CancelToken;
 pub use client::{
     DEFAULT_BURST, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_RATE, DEFAULT_TIMEOUT, FanOutClient, FanOutClientBuilder, MAX_IN_FLIGHT_LIMIT,
     MAX_TIMEOUT,
 };
-pub use error::{ConfigError, ErrorKind, FetchError};
-pub use limiter::{Limiter, LimiterError, TokenBucket, TryTake};
+pub use error::{BuildError, ConfigError, ErrorKind, FetchError};
+pub use limiter::{Clock, Limiter, LimiterError, TokenBucket, TryTake};
 pub use rate::{Rate, RateError};
-/// The clock a [`TokenBucket`] reads, for tests that move time by hand.
-pub use ratelimit::Clock;
 #[cfg(feature = "redis")]
 pub use redis_gcra::RedisGcra;
 pub use stats::Stats;
@@ -192,5 +191,6 @@ const _: () = {
     assert_send_sync::<FanOutClient>();
     assert_send_sync::<CancelToken>();
     assert_send_sync::<FetchError>();
+    assert_send_sync::<BuildError>();
     assert_send_sync::<ConfigError>();
 };

@@ -2,9 +2,9 @@
 //! of permission to send, such as one quota shared by many processes.
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ratelimit::{Clock, Ratelimiter, StdClock, TryWaitError};
+use ratelimit::{Ratelimiter, TryWaitError};
 
 use crate::rate::Rate;
 
@@ -40,7 +40,7 @@ use crate::rate::Rate;
 /// let client = FanOutClient::builder("http://127.0.0.1:8080/users/{id}")
 ///     .limiter(Arc::new(Quota::default()))
 ///     .build()?;
-/// # Ok::<(), fanout::ConfigError>(())
+/// # Ok::<(), fanout::BuildError>(())
 /// ```
 pub trait Limiter: Send + Sync + fmt::Debug {
     /// Takes a token if one is free now, or says how long until one may be. An error
@@ -114,12 +114,12 @@ impl LimiterError {
 /// The default limiter: a token bucket in this process (`ratelimit`), full at the
 /// start, `burst` deep, refilled evenly at its [`Rate`], as Go's
 /// `rate.NewLimiter(rate, burst)`.
-pub struct TokenBucket<C: Clock = StdClock> {
-    bucket: Ratelimiter<C>,
+pub struct TokenBucket {
+    bucket: Ratelimiter<BucketClock>,
     rate: Rate,
 }
 
-impl<C: Clock> fmt::Debug for TokenBucket<C> {
+impl fmt::Debug for TokenBucket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenBucket")
             .field("rate", &self.rate)
@@ -140,20 +140,23 @@ impl TokenBucket {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn new(rate: Rate, burst: u64) -> Result<Self, LimiterError> {
-        Self::with_clock(rate, burst, StdClock::new())
+        Self::with_clock(rate, burst, SystemClock(Instant::now()))
     }
-}
 
-impl<C: Clock> TokenBucket<C> {
-    /// Like [`new`](TokenBucket::new), on a clock of the caller's: for tests that move
-    /// time by hand.
-    pub fn with_clock(rate: Rate, burst: u64, clock: C) -> Result<Self, LimiterError> {
+    /// Like [`new`](TokenBucket::new), on a [`Clock`] of the caller's: for tests that
+    /// move time by hand.
+    pub fn with_clock(
+        rate: Rate,
+        burst: u64,
+        clock: impl Clock + 'static,
+    ) -> Result<Self, LimiterError> {
         if burst == 0 {
             return Err(LimiterError::new("burst must be at least 1"));
         }
         // `ratelimit` counts `amount` tokens per `window`, refilled continuously, so
         // 5000/h is one token every 0.72 s. A `Rate` is never 0, which `ratelimit`
         // would read as no limit.
+        let clock = BucketClock(Box::new(clock));
         let bucket = ratelimit::Builder::with_clock(rate.amount(), clock)
             .period(rate.window())
             .max_tokens(burst)
@@ -164,7 +167,58 @@ impl<C: Clock> TokenBucket<C> {
     }
 }
 
-impl<C: Clock + Send + Sync> Limiter for TokenBucket<C> {
+/// Where a [`TokenBucket`] reads the time: the system's monotonic clock, or with
+/// [`TokenBucket::with_clock`] one of the caller's, so that a test can move time by
+/// hand and check the rate exactly, without waiting.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::time::Duration;
+/// use fanout::{Clock, Limiter, Rate, TokenBucket, TryTake};
+///
+/// /// Moves only when told to.
+/// #[derive(Clone, Default)]
+/// struct ManualClock(Arc<AtomicU64>);
+///
+/// impl Clock for ManualClock {
+///     fn elapsed(&self) -> Duration {
+///         Duration::from_millis(self.0.load(Ordering::Relaxed))
+///     }
+/// }
+///
+/// let clock = ManualClock::default();
+/// let bucket = TokenBucket::with_clock(Rate::per_second(10)?, 1, clock.clone())?;
+/// assert_eq!(bucket.try_take()?, TryTake::Taken);
+/// assert_eq!(bucket.try_take()?, TryTake::WaitFor(Duration::from_millis(100)));
+/// clock.0.fetch_add(100, Ordering::Relaxed);
+/// assert_eq!(bucket.try_take()?, TryTake::Taken);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait Clock: Send + Sync {
+    /// The time since the clock started. It must never go backwards.
+    fn elapsed(&self) -> Duration;
+}
+
+/// The system's monotonic clock, from the bucket's creation.
+struct SystemClock(Instant);
+
+impl Clock for SystemClock {
+    fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+/// Our [`Clock`] as `ratelimit` reads it: its trait stays out of our API.
+struct BucketClock(Box<dyn Clock>);
+
+impl ratelimit::Clock for BucketClock {
+    fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+impl Limiter for TokenBucket {
     fn rate(&self) -> Option<Rate> {
         Some(self.rate)
     }

@@ -7,16 +7,18 @@ use std::thread::{self, JoinHandle};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::call::Call;
-use crate::collect::Batch;
+use crate::engine::Engine;
 use crate::error::{ErrorKind, FetchError};
-use crate::fetch::Engine;
 
-/// A worker's permission to serve a call, or (`None`) the order to exit.
+/// What a worker is told to do next.
 ///
-/// A worker holding a ticket takes the call's IDs until it has none left, or until
-/// another call's ticket is waiting: then it puts its own back in the queue, so that
-/// calls sharing the pool take turns one ID at a time.
-pub(crate) type Ticket = Option<Arc<Call>>;
+/// A worker serving a call takes its IDs until it has none left, or until another job
+/// is waiting: then it puts its own back in the queue, so that calls sharing the pool
+/// take turns one ID at a time.
+enum Job {
+    Serve(Arc<Call>),
+    Exit,
+}
 
 /// The most a worker keeps of its body buffer between IDs.
 const KEPT_BUFFER_BYTES: usize = 1 << 20;
@@ -25,24 +27,24 @@ const KEPT_BUFFER_BYTES: usize = 1 << 20;
 /// `size` is the cap on requests in flight across every call of the client.
 #[derive(Debug)]
 pub(crate) struct Pool {
-    tickets: Sender<Ticket>,
+    jobs: Sender<Job>,
     workers: Vec<JoinHandle<()>>,
     engine: Arc<Engine>,
 }
 
 impl Pool {
     pub(crate) fn start(engine: Arc<Engine>, size: usize) -> std::io::Result<Self> {
-        // Unbounded, but never long: a call puts in at most one ticket per worker, or
+        // Unbounded, but never long: a call puts in at most one job per worker, or
         // (`fetch_iter`) one per ID in its window.
-        let (tickets, receiver) = crossbeam_channel::unbounded();
+        let (jobs, receiver) = crossbeam_channel::unbounded();
         let mut pool = Pool {
-            tickets,
+            jobs,
             workers: Vec::with_capacity(size),
             engine,
         };
         for index in 0..size {
             let receiver = receiver.clone();
-            let requeue = pool.tickets.clone();
+            let requeue = pool.jobs.clone();
             let engine = Arc::clone(&pool.engine);
             // On error, dropping `pool` joins the workers already started.
             let handle = thread::Builder::new()
@@ -53,8 +55,19 @@ impl Pool {
         Ok(pool)
     }
 
-    pub(crate) fn tickets(&self) -> &Sender<Ticket> {
-        &self.tickets
+    /// The number of workers: the most that can serve one call at once.
+    pub(crate) fn size(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Queues `workers` jobs serving `call`, each taken by the next worker free. Never
+    /// blocks.
+    pub(crate) fn submit(&self, call: &Arc<Call>, workers: usize) {
+        for _ in 0..workers {
+            // The workers hold the other end until the pool drops, and the pool
+            // outlives every call (calls borrow the client that owns it).
+            let _ = self.jobs.send(Job::Serve(Arc::clone(call)));
+        }
     }
 }
 
@@ -64,7 +77,7 @@ impl Drop for Pool {
         // takes nothing after its own. Busy workers have their socket shut down under
         // them, so no join waits for a slow server.
         for _ in 0..self.workers.len() {
-            let _ = self.tickets.send(None);
+            let _ = self.jobs.send(Job::Exit);
         }
         self.engine.http.shutdown();
         for worker in self.workers.drain(..) {
@@ -74,10 +87,11 @@ impl Drop for Pool {
     }
 }
 
-fn work(engine: &Engine, tickets: &Receiver<Ticket>, requeue: &Sender<Ticket>) {
+fn work(engine: &Engine, jobs: &Receiver<Job>, requeue: &Sender<Job>) {
     let mut body = Vec::new();
-    let mut batch = Batch::default();
-    while let Ok(Some(call)) = tickets.recv() {
+    while let Ok(Job::Serve(call)) = jobs.recv() {
+        // Hands in what it kept when dropped, after the loop.
+        let mut serving = call.serving();
         while let Some(id) = call.next_id() {
             // A panic is a bug in this library (or in a log backend); it fails this ID
             // and leaves the worker, and so the pool, whole.
@@ -89,16 +103,15 @@ fn work(engine: &Engine, tickets: &Receiver<Ticket>, requeue: &Sender<Ticket>) {
                     .with_user_id(id)
                     .with_detail("worker panicked"))
             });
-            call.deliver(id, outcome, &mut body, &mut batch);
+            serving.deliver(id, outcome, &mut body);
             if body.capacity() > KEPT_BUFFER_BYTES {
                 body = Vec::new();
             }
-            if !tickets.is_empty() {
+            if !jobs.is_empty() {
                 // Another call is waiting for a worker: take turns.
-                let _ = requeue.send(Some(Arc::clone(&call)));
+                let _ = requeue.send(Job::Serve(Arc::clone(&call)));
                 break;
             }
         }
-        call.hand_in(&mut batch);
     }
 }

@@ -5,10 +5,11 @@
 //! clock (`TIME`), so the clocks of the hosts running the clients do not matter.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::limiter::{Limiter, LimiterError, TokenBucket, TryTake};
+use crate::lock;
 use crate::rate::Rate;
 
 /// GCRA with the bucket's semantics: `burst` requests at once after a quiet spell,
@@ -211,11 +212,7 @@ impl RedisGcra {
     /// server counts as unreachable.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
-        let connection = self
-            .connection
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
-        *connection = None;
+        *lock::get_mut(&mut self.connection) = None;
         self
     }
 
@@ -273,9 +270,7 @@ impl RedisGcra {
 
     fn lock_connection(&self) -> MutexGuard<'_, Option<redis::Connection>> {
         // A connection left by a panicking holder is dropped below on its next error.
-        self.connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock::lock(&self.connection)
     }
 
     /// Microseconds until a token is free, 0 if one was taken.
@@ -312,10 +307,7 @@ impl RedisGcra {
 impl Limiter for RedisGcra {
     fn try_take(&self) -> Result<TryTake, LimiterError> {
         if let Some(fallback) = &self.fallback {
-            let mut away = fallback
-                .redis_away_until
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut away = lock::lock(&fallback.redis_away_until);
             if away.is_some_and(|until| Instant::now() < until) {
                 return fallback.try_take();
             }

@@ -41,6 +41,59 @@ pub struct Stats {
     pub paused: bool,
 }
 
+impl Stats {
+    /// What happened between `base` and this snapshot, both of the same client: for a
+    /// run that began when `base` was taken, since the client's counters include its
+    /// earlier calls.
+    ///
+    /// The counts (`requests_sent`, `retries`, `succeeded`, `failed`, `throttled`,
+    /// `token_wait`) are this snapshot's less `base`'s, never below zero. The rest
+    /// describes a moment, not a span, and is this snapshot's: `in_flight`,
+    /// `effective_rate`, `rate_source`, `paused`, and `peak_in_flight`, the peak since
+    /// the client was built, which cannot be told apart by run.
+    ///
+    /// ```
+    /// use fanout::Stats;
+    ///
+    /// let mut base = Stats::default();
+    /// base.requests_sent = 40;
+    /// base.succeeded = 38;
+    /// let mut now = base;
+    /// now.requests_sent = 100;
+    /// now.succeeded = 95;
+    /// now.in_flight = 3;
+    ///
+    /// let run = now.since(&base);
+    /// assert_eq!((run.requests_sent, run.succeeded), (60, 57));
+    /// assert_eq!(run.in_flight, 3); // as it is now
+    /// ```
+    ///
+    /// With a client, `base` is its [`stats`](crate::FanOutClient::stats) before the
+    /// run:
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let client = fanout::FanOutClient::builder("https://api.example.com/users/{id}").build()?;
+    /// let base = client.stats();
+    /// let bodies = client.fetch_all(&[1, 2, 3])?;
+    /// let run = client.stats().since(&base);
+    /// println!("{} requests for {} bodies", run.requests_sent, bodies.len());
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn since(&self, base: &Stats) -> Stats {
+        Stats {
+            requests_sent: self.requests_sent.saturating_sub(base.requests_sent),
+            retries: self.retries.saturating_sub(base.retries),
+            succeeded: self.succeeded.saturating_sub(base.succeeded),
+            failed: self.failed.saturating_sub(base.failed),
+            throttled: self.throttled.saturating_sub(base.throttled),
+            token_wait: self.token_wait.saturating_sub(base.token_wait),
+            ..*self
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     requests_sent: AtomicU64,
@@ -97,5 +150,51 @@ impl Counters {
             token_wait: Duration::from_nanos(self.token_wait_nanos.load(Ordering::Relaxed)),
             ..Stats::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(n: u64) -> Stats {
+        Stats {
+            requests_sent: 10 * n,
+            in_flight: n,
+            peak_in_flight: 2 * n,
+            retries: 3 * n,
+            succeeded: 5 * n,
+            failed: n,
+            token_wait: Duration::from_millis(100 * n),
+            throttled: 4 * n,
+            effective_rate: Rate::per_second(n).ok(),
+            rate_source: RateSource::Configured,
+            paused: n % 2 == 1,
+        }
+    }
+
+    #[test]
+    fn since_subtracts_the_counts_and_keeps_the_moment() {
+        let run = snapshot(7).since(&snapshot(3));
+        let expected = Stats {
+            requests_sent: 40,
+            retries: 12,
+            succeeded: 20,
+            failed: 4,
+            token_wait: Duration::from_millis(400),
+            throttled: 16,
+            ..snapshot(7)
+        };
+        assert_eq!(run, expected);
+        assert_eq!(snapshot(7).since(&Stats::default()), snapshot(7));
+    }
+
+    #[test]
+    fn since_a_later_base_is_zero_not_an_overflow() {
+        let run = snapshot(3).since(&snapshot(7));
+        assert_eq!(
+            (run.requests_sent, run.failed, run.token_wait, run.throttled),
+            (0, 0, Duration::ZERO, 0)
+        );
     }
 }

@@ -9,9 +9,9 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::call::{AbortOnDrop, Call, Ids, Sink, Streamed};
-use crate::cancel::CancelToken;
-use crate::error::{ErrorKind, FetchError};
-use crate::pool::Ticket;
+use crate::cancel::{CancelToken, Failure};
+use crate::error::FetchError;
+use crate::pool::Pool;
 
 /// The results of [`FanOutClient::fetch_iter`](crate::FanOutClient::fetch_iter), in the
 /// order they complete.
@@ -36,7 +36,7 @@ pub struct FetchIter<'a, I> {
     /// Most IDs outstanding at once: enough to keep every worker busy with one more
     /// waiting, few enough that a cancel leaves little behind.
     window: usize,
-    tickets: &'a Sender<Ticket>,
+    pool: &'a Pool,
     /// The call's queue of IDs.
     feed: Sender<u64>,
     results: Receiver<Streamed>,
@@ -47,12 +47,7 @@ pub struct FetchIter<'a, I> {
 }
 
 impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
-    pub(crate) fn new(
-        tickets: &'a Sender<Ticket>,
-        workers: usize,
-        cancel: &CancelToken,
-        ids: I,
-    ) -> Self {
+    pub(crate) fn new(pool: &'a Pool, cancel: &CancelToken, ids: I) -> Self {
         let (results_tx, results) = crossbeam_channel::unbounded();
         let (feed, fed) = crossbeam_channel::unbounded();
         let deadline = cancel.deadline_receiver();
@@ -64,8 +59,8 @@ impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
             seen,
             ids_exhausted: false,
             outstanding: 0,
-            window: workers.saturating_mul(2),
-            tickets,
+            window: pool.size().saturating_mul(2),
+            pool,
             feed,
             results,
             deadline,
@@ -81,10 +76,9 @@ impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
                 self.ids_exhausted = true;
                 return;
             };
-            // Both channels live as long as this iterator (the pool as long as the
-            // client it borrows), so neither send can fail.
+            // The call, which holds the other end, lives as long as this iterator.
             let _ = self.feed.send(id);
-            let _ = self.tickets.send(Some(Arc::clone(&self.call.0)));
+            self.pool.submit(&self.call.0, 1);
             self.outstanding += 1;
         }
     }
@@ -137,18 +131,17 @@ impl<I> FetchIter<'_, I> {
     ) -> Option<Result<(u64, Vec<u8>), FetchError>> {
         self.outstanding -= 1;
         match result {
-            // Stopped by the caller's cancel, which `next` reports once for the call.
-            Err(e) if e.kind() == ErrorKind::Cancelled => None,
-            // The caller's deadline ends the whole call, as a cancel does: the worker
-            // that found out first (its wait could not end in time) does not make it
-            // that ID's failure.
-            Err(e) if e.kind() == ErrorKind::DeadlineExceeded => {
-                self.finish();
-                Some(Err(
-                    FetchError::new(ErrorKind::DeadlineExceeded).with_source(e)
-                ))
-            }
-            result => Some(result.map(|body| (id, body))),
+            Ok(body) => Some(Ok((id, body))),
+            Err(e) => match Failure::of(e) {
+                // Stopped by the caller's cancel, which `next` reports once for the
+                // call.
+                Failure::Stopped => None,
+                Failure::Call(e) => {
+                    self.finish();
+                    Some(Err(e))
+                }
+                Failure::Id(e) => Some(Err(e)),
+            },
         }
     }
 }

@@ -12,7 +12,6 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use ureq::tls::{Certificate, ClientCert, PrivateKey, RootCerts, TlsConfig};
 
-use crate::client::FanOutClientBuilder;
 use crate::error::{ConfigError, ErrorKind, FetchError};
 
 /// PEM text as given; shared, so that cloning a builder copies no certificate.
@@ -41,101 +40,24 @@ impl fmt::Debug for TlsOptions {
     }
 }
 
-impl FanOutClientBuilder {
-    /// Trusts the CA certificates in `pem` (one or more `BEGIN CERTIFICATE` blocks), in
-    /// addition to the default roots, for example a company's private CA. May be
-    /// called more than once; every call adds.
-    ///
-    /// The default roots are Mozilla's, built in (the `webpki-roots` set that ureq
-    /// trusts by default). With extra roots, the one CA that Mozilla trusts for its
-    /// country's names only is left out, since a list of certificates cannot hold
-    /// that constraint. The PEM is checked by [`build`](Self::build): one with no
-    /// certificate, or a malformed one, is a
-    /// [`ConfigError::InvalidRootCertificates`].
-    ///
-    /// ```no_run
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let client = fanout::FanOutClient::builder("https://api.internal/users/{id}")
-    ///     .tls_root_certs_pem(std::fs::read("company-ca.pem")?)
-    ///     .build()?;
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// ```
-    /// use fanout::{ConfigError, FanOutClient};
-    ///
-    /// let err = FanOutClient::builder("https://api.internal/users/{id}")
-    ///     .tls_root_certs_pem("not a certificate")
-    ///     .build()
-    ///     .unwrap_err();
-    /// assert!(matches!(err, ConfigError::InvalidRootCertificates(_)));
-    /// ```
-    pub fn tls_root_certs_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
-        self.tls.roots_pem.push(Arc::from(pem.as_ref()));
-        self
-    }
-
-    /// Whether the certificates in the files named by the `SSL_CERT_FILE` and
-    /// `SSL_CERT_DIR` environment variables are trusted, in addition to the default
-    /// roots, as curl and OpenSSL do. Default: on.
-    ///
-    /// They are read by [`build`](Self::build), for an `https` template only (an
-    /// `http` one never meets TLS: redirects stay on its origin). `SSL_CERT_FILE` is
-    /// one PEM file of certificates; `SSL_CERT_DIR` is a `:`-separated list of
-    /// directories, whose files are read (those with no certificate in them are
-    /// skipped). A file that cannot be read or holds a malformed certificate is a
-    /// [`ConfigError::CertificateFile`] naming it. With
-    /// [`tls_platform_verifier`](Self::tls_platform_verifier) they are left to the
-    /// platform's verifier instead (on Linux it too reads them, in place of the
-    /// system's store).
-    pub fn tls_env_roots(mut self, on: bool) -> Self {
-        self.tls.skip_env_roots = !on;
-        self
-    }
-
-    /// Verifies servers with the platform's trust store and verifier (the system's
-    /// certificates on Linux; the OS verifier on macOS, Windows and Android) instead of
-    /// the built-in roots. Default: off.
-    ///
-    /// The platform verifier takes no extra roots: combined with
-    /// [`tls_root_certs_pem`](Self::tls_root_certs_pem), `build` fails with
-    /// [`ConfigError::PlatformVerifierWithRoots`]. Add a private CA to the system's
-    /// store instead.
-    pub fn tls_platform_verifier(mut self, on: bool) -> Self {
-        self.tls.platform_verifier = on;
-        self
-    }
-
-    /// Presents this client certificate to servers that ask for one (mutual TLS).
-    ///
-    /// `cert_chain_pem` holds the client's certificate first, then any intermediate
-    /// certificates; `key_pem` holds its private key (PKCS#8, PKCS#1 or SEC1, not
-    /// encrypted). Both are checked by [`build`](Self::build), which fails with
-    /// [`ConfigError::InvalidClientCertificate`] or
-    /// [`ConfigError::InvalidClientKey`] (also when the key does not match the
-    /// certificate). No message or `Debug` output ever shows the key.
-    ///
-    /// ```no_run
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let client = fanout::FanOutClient::builder("https://api.internal/users/{id}")
-    ///     .tls_client_cert_pem(std::fs::read("client.pem")?, std::fs::read("client.key")?)
-    ///     .build()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn tls_client_cert_pem(
-        mut self,
-        cert_chain_pem: impl AsRef<[u8]>,
-        key_pem: impl AsRef<[u8]>,
-    ) -> Self {
-        self.tls.client_cert = Some((
-            Arc::from(cert_chain_pem.as_ref()),
-            Arc::from(key_pem.as_ref()),
-        ));
-        self
-    }
-}
-
 impl TlsOptions {
+    // The setters of the builder's `tls_*` methods, which document them.
+    pub(crate) fn add_roots_pem(&mut self, pem: &[u8]) {
+        self.roots_pem.push(Arc::from(pem));
+    }
+
+    pub(crate) fn set_env_roots(&mut self, on: bool) {
+        self.skip_env_roots = !on;
+    }
+
+    pub(crate) fn set_platform_verifier(&mut self, on: bool) {
+        self.platform_verifier = on;
+    }
+
+    pub(crate) fn set_client_cert(&mut self, chain_pem: &[u8], key_pem: &[u8]) {
+        self.client_cert = Some((Arc::from(chain_pem), Arc::from(key_pem)));
+    }
+
     /// ureq's TLS configuration for these settings and the URL `template`: ureq's
     /// default when none is set.
     pub(crate) fn config(&self, template: &str) -> Result<TlsConfig, ConfigError> {

@@ -10,7 +10,8 @@ use ureq::unversioned::transport::{
     Transport, time,
 };
 
-use crate::abort::{Socket, request_starts_on};
+use crate::abort::{Socket, attempt_uses};
+use crate::lock::lock;
 use crate::phase::{self, Phase};
 use crate::wire;
 
@@ -30,9 +31,10 @@ impl Connector<()> for TrackingConnector {
         details: &ConnectionDetails,
         _chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        // Keep a copy of the socket's shutdown handle as it is registered with the
-        // agent (straight after the TCP connect, before any TLS).
-        let captured: Arc<Mutex<Option<Weak<dyn ShutdownHandle>>>> = Arc::default();
+        // The socket as it is registered with the agent, straight after the TCP
+        // connect: the attempt takes it at once, so that aborting the call also ends
+        // a TLS handshake (or a proxy's answer) that hangs.
+        let captured: Arc<Mutex<Option<Arc<Socket>>>> = Arc::default();
         let register_with_agent = Arc::clone(&details.register_shutdown);
         let capture = Arc::clone(&captured);
         let tls_next = details.needs_tls();
@@ -47,22 +49,19 @@ impl Connector<()> for TrackingConnector {
             timeout: details.timeout,
             current_time: Arc::clone(&details.current_time),
             run_connector: Arc::clone(&details.run_connector),
-            register_shutdown: Arc::new(move |socket: Weak<dyn ShutdownHandle>| {
+            register_shutdown: Arc::new(move |shutdown: Weak<dyn ShutdownHandle>| {
                 // Connected: what fails from here on is the TLS handshake.
                 if tls_next {
                     phase::reached(Phase::Tls);
                 }
-                let mut slot = capture.lock().unwrap_or_else(|p| p.into_inner());
-                *slot = Some(socket.clone());
-                register_with_agent(socket)
+                let socket = Arc::new(Socket::new(shutdown.clone()));
+                attempt_uses(&socket);
+                *lock(&capture) = Some(socket);
+                register_with_agent(shutdown)
             }),
         };
         let inner = self.inner.connect(&details, None)?;
-        let socket = captured
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .map(|shutdown| Arc::new(Socket::new(shutdown)));
+        let socket = lock(&captured).take();
         Ok(inner.map(|inner| TrackedTransport { inner, socket }))
     }
 }
@@ -84,7 +83,7 @@ impl Transport for TrackedTransport {
         let deadline = wire::before_write()
             .map_err(|refused| ureq::Error::Io(std::io::Error::other(refused)))?;
         if let Some(socket) = &self.socket {
-            request_starts_on(socket);
+            attempt_uses(socket);
         }
         phase::reached(Phase::Send);
         phase::note(

@@ -6,11 +6,12 @@
 //! and any of them can still leave at once when its call stops.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::cancel::{Signals, Stop};
+use crate::lock::lock;
 
 /// Who may wait on the bucket now, and who is next.
 #[derive(Debug, Default)]
@@ -36,7 +37,7 @@ impl Line {
     fn state(&self) -> MutexGuard<'_, State> {
         // The state is a flag and a queue, each left whole by every operation, so a
         // panic elsewhere while holding the lock leaves nothing to repair.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// Waits until this worker is at the head of the line, or its call stops.

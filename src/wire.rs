@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cancel::Signals;
-use crate::limit::{NoToken, RateLimit};
+use crate::rate_limit::{NoToken, RateLimit};
 use crate::stats::Counters;
 use crate::throttle::Sent;
 

@@ -35,7 +35,7 @@ fn a_failed_call_frees_its_workers_at_once() {
     let server = server();
     let client = client(&server);
     // The hanging IDs go first so that all 4 workers are stuck when 1 fails.
-    let err = client.fetch_all(&[2, 3, 4, 1]).unwrap_err();
+    let err = client.fetch_all([2, 3, 4, 1]).unwrap_err();
     assert_eq!(err.user_id(), Some(1));
     assert_eq!(server.request_count(), 4);
     let freed = || client.stats().in_flight == 0;
@@ -46,7 +46,7 @@ fn a_failed_call_frees_its_workers_at_once() {
     );
 
     let started = Instant::now();
-    let bodies = client.fetch_all(&[100, 101, 102, 103]).unwrap();
+    let bodies = client.fetch_all([100, 101, 102, 103]).unwrap();
     let took = started.elapsed();
 
     assert_eq!(bodies.len(), 4);
@@ -68,12 +68,12 @@ fn a_cancelled_call_frees_its_workers_at_once() {
             cancel.cancel();
         })
     };
-    let err = client.fetch_all_with(&cancel, &[2, 3, 4, 5]).unwrap_err();
+    let err = client.fetch_all_with(&cancel, [2, 3, 4, 5]).unwrap_err();
     canceller.join().unwrap();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
 
     let started = Instant::now();
-    let bodies = client.fetch_all(&[100, 101, 102, 103]).unwrap();
+    let bodies = client.fetch_all([100, 101, 102, 103]).unwrap();
     let took = started.elapsed();
 
     assert_eq!(bodies.len(), 4);

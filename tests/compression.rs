@@ -57,7 +57,7 @@ fn gzip_is_asked_for_and_decoded() {
         RecordingServer::start(move |_| response(&[("content-encoding", "gzip")], &compressed));
     let client = FanOutClient::builder(server.template()).build().unwrap();
 
-    let bodies = client.fetch_all(&[1]).unwrap();
+    let bodies = client.fetch_all([1]).unwrap();
 
     assert_eq!(&bodies[1], body.as_bytes());
     assert_eq!(server.seen()[0].header("accept-encoding"), Some("gzip, br"));
@@ -80,7 +80,7 @@ fn brotli_is_decoded() {
     let server = RecordingServer::start(|_| response(&[("content-encoding", "br")], &BROTLI));
     let client = FanOutClient::builder(server.template()).build().unwrap();
 
-    let bodies = client.fetch_all(&[1]).unwrap();
+    let bodies = client.fetch_all([1]).unwrap();
 
     assert_eq!(&bodies[1], format!("[{}]", expected.join(",")).as_bytes());
 }
@@ -93,7 +93,7 @@ fn compression_off_sends_no_accept_encoding() {
         .build()
         .unwrap();
 
-    assert_eq!(client.fetch_all(&[1]).unwrap()[1], b"plain"[..]);
+    assert_eq!(client.fetch_all([1]).unwrap()[1], b"plain"[..]);
 
     assert_eq!(server.seen()[0].header("accept-encoding"), None);
 }
@@ -106,7 +106,7 @@ fn an_accept_encoding_header_of_the_callers_wins() {
         .build()
         .unwrap();
 
-    client.fetch_all(&[1]).unwrap();
+    client.fetch_all([1]).unwrap();
 
     let seen = server.seen();
     assert_eq!(seen[0].header("accept-encoding"), Some("identity"));
@@ -172,7 +172,7 @@ fn a_gzip_bomb_is_too_large_once_decoded_and_memory_stays_bounded() {
         .unwrap();
     let before = peak_rss();
 
-    let err = client.fetch_all(&[1]).unwrap_err();
+    let err = client.fetch_all([1]).unwrap_err();
 
     let grew = peak_rss().saturating_sub(before);
     eprintln!(
@@ -195,7 +195,7 @@ fn a_json_body_shrinks_on_the_wire() {
         RecordingServer::start(move |_| response(&[("content-encoding", "gzip")], &default));
     let client = FanOutClient::builder(server.template()).build().unwrap();
 
-    let bodies = client.fetch_all(&[1]).unwrap();
+    let bodies = client.fetch_all([1]).unwrap();
 
     let decoded = bodies[1].len();
     assert_eq!(decoded, body.len());

@@ -21,7 +21,7 @@ fn in_flight_never_exceeds_the_cap_and_reaches_it() {
             .build()
             .unwrap();
         let bodies = client
-            .fetch_all(&(1..=(4 * cap as u64)).collect::<Vec<_>>())
+            .fetch_all((1..=(4 * cap as u64)).collect::<Vec<_>>())
             .unwrap();
         assert_eq!(bodies.len(), 4 * cap);
         assert_eq!(server.peak_in_flight(), cap, "cap {cap}");
@@ -45,7 +45,7 @@ fn calls_sharing_the_pool_take_turns() {
         let long_call = scope.spawn(|| client.fetch_all(&long).unwrap().len());
         assert!(server.next_arrival(Duration::from_secs(10)).is_some());
 
-        let short = client.fetch_all(&[1, 2]).unwrap();
+        let short = client.fetch_all([1, 2]).unwrap();
         let long_served = server
             .arrivals()
             .iter()

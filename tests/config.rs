@@ -2,14 +2,15 @@
 
 use std::time::Duration;
 
-use fanout::{ConfigError, FanOutClient};
+use fanout::{BuildError, ConfigError, FanOutClient};
 
 const GOOD: &str = "http://127.0.0.1:9/users/{id}";
 
 fn error_of(builder: fanout::FanOutClientBuilder) -> ConfigError {
-    builder
-        .build()
-        .expect_err("configuration should be refused")
+    match builder.build() {
+        Err(BuildError::Config(err)) => err,
+        other => panic!("configuration should be refused: {other:?}"),
+    }
 }
 
 #[test]

@@ -2,14 +2,27 @@
 
 mod common;
 
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{Reply, TestServer};
 use fanout::{CancelToken, ErrorKind, FanOutClient};
 
+/// Far above what a drop takes on a loaded machine, far below the attempt timeout that
+/// a drop would otherwise wait out.
+const DROP_BOUND: Duration = Duration::from_secs(5);
+
+/// The tests count the library's threads, which are process-wide: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn drop_does_not_wait_for_hanging_requests() {
+    let _serial = serial();
     let server = TestServer::start(|_| Reply::Hang);
     let client = FanOutClient::builder(server.template())
         .no_rate_limit()
@@ -28,7 +41,7 @@ fn drop_does_not_wait_for_hanging_requests() {
             cancel.cancel();
         })
     };
-    let err = client.fetch_all_with(&cancel, &[1, 2, 3, 4]).unwrap_err();
+    let err = client.fetch_all_with(&cancel, [1, 2, 3, 4]).unwrap_err();
     canceller.join().unwrap();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
     assert!(common::eventually(Duration::from_secs(5), || server
@@ -39,7 +52,50 @@ fn drop_does_not_wait_for_hanging_requests() {
     drop(client);
     let took = started.elapsed();
 
-    assert!(took < Duration::from_secs(5), "drop took {took:?}");
+    assert!(took < DROP_BOUND, "drop took {took:?}");
+    assert!(
+        common::library_threads_gone(),
+        "{:?}",
+        common::thread_names()
+    );
+}
+
+#[test]
+fn drop_interrupts_a_request_of_a_call_never_ended() {
+    let _serial = serial();
+    // ID 1 answers, ID 2 hangs. The stream that asked for them is read once on another
+    // thread, then forgotten rather than dropped: its call is never aborted, and ID 2's
+    // request is still waiting on the server when the client goes.
+    let server = TestServer::start(|id| match id {
+        Some(1) => Reply::ok("1"),
+        _ => Reply::Hang,
+    });
+    let client = FanOutClient::builder(server.template())
+        .no_rate_limit()
+        .max_in_flight(2)
+        .timeout(Duration::from_secs(20))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut results = client.fetch_iter([1, 2]);
+            let (id, _) = results.next().expect("one result").expect("ID 1 answers");
+            assert_eq!(id, 1);
+            std::mem::forget(results);
+        });
+    });
+    assert!(common::eventually(Duration::from_secs(5), || server
+        .request_count()
+        == 2));
+    assert_eq!(client.stats().in_flight, 1, "ID 2 is waiting on the server");
+
+    let started = Instant::now();
+    drop(client);
+    let took = started.elapsed();
+
+    assert!(took < DROP_BOUND, "drop took {took:?}");
     assert!(
         common::library_threads_gone(),
         "{:?}",

@@ -21,9 +21,7 @@ fn first_failure_returns_at_once_and_stops_new_requests() {
         .unwrap();
 
     let started = Instant::now();
-    let err = client
-        .fetch_all(&(1..=100).collect::<Vec<_>>())
-        .unwrap_err();
+    let err = client.fetch_all((1..=100).collect::<Vec<_>>()).unwrap_err();
     let elapsed = started.elapsed();
 
     assert_eq!(err.kind(), ErrorKind::Status);
@@ -60,7 +58,7 @@ fn failure_after_retries_reports_the_attempts() {
         .build()
         .unwrap();
 
-    let err = client.fetch_all(&[1, 2, 3]).unwrap_err();
+    let err = client.fetch_all([1, 2, 3]).unwrap_err();
 
     assert_eq!(err.user_id(), Some(3));
     assert_eq!(err.status(), Some(503));
@@ -83,10 +81,10 @@ fn client_still_works_after_a_failed_call() {
         .no_rate_limit()
         .build()
         .unwrap();
-    let err = client.fetch_all(&[0, 1, 2]).unwrap_err();
+    let err = client.fetch_all([0, 1, 2]).unwrap_err();
     assert_eq!(err.status(), Some(404));
 
-    let bodies = client.fetch_all(&[1, 2, 3]).unwrap();
+    let bodies = client.fetch_all([1, 2, 3]).unwrap();
     assert_eq!(&bodies[2], b"2");
     assert_eq!(client.stats().failed, 1);
 }

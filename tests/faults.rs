@@ -21,7 +21,7 @@ fn fetch_7(base: &str) -> (FetchError, Duration) {
         .build()
         .unwrap();
     let started = Instant::now();
-    let err = client.fetch_all(&[7]).unwrap_err();
+    let err = client.fetch_all([7]).unwrap_err();
     let took = started.elapsed();
     assert_eq!(err.user_id(), Some(7), "{err}");
     (err, took)
@@ -247,7 +247,7 @@ fn a_same_origin_redirect_is_followed() {
     let client = FanOutClient::builder(format!("{base}/users/{{id}}"))
         .build()
         .unwrap();
-    assert_eq!(&client.fetch_all(&[7]).unwrap()[7], b"moved");
+    assert_eq!(&client.fetch_all([7]).unwrap()[7], b"moved");
 }
 
 #[test]
@@ -269,7 +269,7 @@ fn a_redirect_to_another_host_is_refused_and_credentials_stay_home() {
         .build()
         .unwrap();
 
-    let err = client.fetch_all(&[7]).unwrap_err();
+    let err = client.fetch_all([7]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::Status);
     assert_eq!(err.status(), Some(302));
@@ -300,7 +300,7 @@ fn each_redirect_takes_its_own_token() {
         .unwrap();
 
     let started = Instant::now();
-    assert_eq!(&client.fetch_all(&[7]).unwrap()[7], b"ok");
+    assert_eq!(&client.fetch_all([7]).unwrap()[7], b"ok");
     let elapsed = started.elapsed();
 
     // Three requests through a bucket of one at 5/s: two waits of 200 ms.

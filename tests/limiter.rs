@@ -38,7 +38,7 @@ fn a_custom_limiter_gives_every_token() {
         .unwrap();
 
     let started = Instant::now();
-    let bodies = client.fetch_all(&(1..=6).collect::<Vec<_>>()).unwrap();
+    let bodies = client.fetch_all((1..=6).collect::<Vec<_>>()).unwrap();
 
     assert_eq!(bodies.len(), 6);
     assert_eq!(limiter.given.load(Ordering::SeqCst), 6);
@@ -71,7 +71,7 @@ fn a_failing_limiter_fails_the_call_with_its_reason() {
         .build()
         .unwrap();
 
-    let err = client.fetch_all(&[1, 2, 3, 4]).unwrap_err();
+    let err = client.fetch_all([1, 2, 3, 4]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::Limiter);
     assert_eq!(err.user_id(), Some(3));

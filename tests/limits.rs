@@ -14,7 +14,7 @@ fn empty_input_returns_an_empty_map_without_a_request() {
     let server = TestServer::start(|_| Reply::ok("x"));
     let client = FanOutClient::builder(server.template()).build().unwrap();
 
-    let bodies = client.fetch_all(&[]).unwrap();
+    let bodies = client.fetch_all(Vec::<u64>::new()).unwrap();
 
     assert!(bodies.is_empty());
     assert_eq!(server.request_count(), 0);
@@ -25,13 +25,34 @@ fn duplicate_ids_are_fetched_once() {
     let server = TestServer::start(|id| Reply::ok(format!("body {}", id.unwrap())));
     let client = FanOutClient::builder(server.template()).build().unwrap();
 
-    let bodies = client.fetch_all(&[3, 1, 3, 2, 1, 3]).unwrap();
+    let bodies = client.fetch_all([3, 1, 3, 2, 1, 3]).unwrap();
 
     assert_eq!(bodies.len(), 3);
     assert_eq!(&bodies[3], b"body 3");
     let mut requested: Vec<u64> = server.arrivals().iter().filter_map(|a| a.id).collect();
     requested.sort();
     assert_eq!(requested, [1, 2, 3]);
+}
+
+#[test]
+// Borrowed on purpose: each form a caller may hold must compile.
+#[allow(clippy::needless_borrows_for_generic_args)]
+fn ids_come_in_any_collection_owned_or_borrowed() {
+    let server = TestServer::start(|id| Reply::ok(format!("body {}", id.unwrap())));
+    let client = FanOutClient::builder(server.template())
+        .no_rate_limit()
+        .build()
+        .unwrap();
+    let ids: Vec<u64> = vec![1, 2];
+    let slice: &[u64] = &ids;
+
+    assert_eq!(client.fetch_all(&[1, 2]).unwrap().len(), 2);
+    assert_eq!(client.fetch_all(slice).unwrap().len(), 2);
+    assert_eq!(client.fetch_all(&ids).unwrap().len(), 2);
+    assert_eq!(client.fetch_all(ids.iter()).unwrap().len(), 2);
+    assert_eq!(client.fetch_all(1..=2).unwrap().len(), 2);
+    assert_eq!(client.fetch_all(ids).unwrap().len(), 2);
+    assert!(client.fetch_all(&[]).unwrap().is_empty());
 }
 
 #[test]
@@ -45,8 +66,8 @@ fn body_over_the_limit_fails_that_id() {
         .build()
         .unwrap();
 
-    assert_eq!(client.fetch_all(&[1]).unwrap()[1].len(), 1000);
-    let err = client.fetch_all(&[1, 2]).unwrap_err();
+    assert_eq!(client.fetch_all([1]).unwrap()[1].len(), 1000);
+    let err = client.fetch_all([1, 2]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::TooLarge);
     assert_eq!(err.user_id(), Some(2));
@@ -73,7 +94,7 @@ fn chunked_body_over_the_limit_fails_without_reading_it_all() {
         .build()
         .unwrap();
 
-    let err = client.fetch_all(&[1]).unwrap_err();
+    let err = client.fetch_all([1]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::TooLarge);
     assert!(err.to_string().contains("102400"), "{err}");
@@ -95,7 +116,7 @@ fn configured_headers_are_sent() {
         .build()
         .unwrap();
 
-    client.fetch_all(&[1]).unwrap();
+    client.fetch_all([1]).unwrap();
 
     mock.assert();
 }
@@ -112,6 +133,7 @@ fn four_callers_share_the_limits_and_get_their_own_results() {
             .build()
             .unwrap(),
     );
+    common::warm_up(&client, &server, 3, 40, 10);
 
     let started = Instant::now();
     let callers: Vec<_> = (0..4u64)
@@ -134,6 +156,10 @@ fn four_callers_share_the_limits_and_get_their_own_results() {
 
     assert_eq!(server.request_count(), 60);
     assert_eq!(server.peak_in_flight(), 3);
+    // No window of the four callers' requests together holds more than the bucket
+    // allows: 10 at once, then 40/s.
+    let excess = common::worst_window_excess(&common::arrival_times(&server), 40.0, 10.0);
+    assert!(excess <= 0.0, "a window held {excess} requests too many");
     // 10 at once, then 50 more at 40/s: 1.25 s at the least, across all callers.
     assert!(
         elapsed >= Duration::from_millis(1200),
@@ -205,7 +231,7 @@ fn a_wait_for_a_token_does_not_count_against_the_attempt_timeout() {
         .build()
         .unwrap();
     let started = Instant::now();
-    let bodies = client.fetch_all(&[1, 2, 3]).expect("no attempt timed out");
+    let bodies = client.fetch_all([1, 2, 3]).expect("no attempt timed out");
     assert_eq!(bodies.len(), 3);
     assert!(
         started.elapsed() >= Duration::from_millis(1900),
@@ -231,9 +257,9 @@ fn the_attempt_timeout_still_bounds_a_slow_answer_after_a_token_wait() {
         .max_attempts(1)
         .build()
         .unwrap();
-    client.fetch_all(&[1]).unwrap();
+    client.fetch_all([1]).unwrap();
     let started = Instant::now();
-    let err = client.fetch_all(&[2]).unwrap_err();
+    let err = client.fetch_all([2]).unwrap_err();
     let elapsed = started.elapsed();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     // About 1 s for the token, then 300 ms (rounded up by at most 1/32).

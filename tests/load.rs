@@ -136,6 +136,6 @@ fn a_thousand_calls_cancelled_at_random_moments_leave_the_client_whole() {
         .in_flight
         == 0));
     assert_eq!(common::library_thread_count(), 4);
-    let bodies = client.fetch_all(&(0..100).collect::<Vec<_>>()).unwrap();
+    let bodies = client.fetch_all((0..100).collect::<Vec<_>>()).unwrap();
     assert_eq!(bodies.len(), 100);
 }

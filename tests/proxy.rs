@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
 use common::{RecordingServer, TinyProxy, raw_server, read_request_head, response};
-use fanout::{ConfigError, ErrorKind, FanOutClient};
+use fanout::{BuildError, ConfigError, ErrorKind, FanOutClient};
 
 fn echo() -> RecordingServer {
     RecordingServer::start(|head| {
@@ -36,7 +36,7 @@ fn requests_go_through_the_proxy_set_on_the_builder() {
         .build()
         .unwrap();
 
-    let bodies = client.fetch_all(&[1, 2, 3, 4]).unwrap();
+    let bodies = client.fetch_all([1, 2, 3, 4]).unwrap();
 
     for id in 1..=4 {
         assert_eq!(bodies[id], format!("user-{id}").into_bytes());
@@ -75,7 +75,7 @@ fn an_https_template_is_tunnelled_too() {
         .build()
         .unwrap();
 
-    let err = client.fetch_all(&[1]).unwrap_err();
+    let err = client.fetch_all([1]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert_eq!(proxy.tunnels_to(server.authority()), 1, "{}", proxy.log());
@@ -96,7 +96,7 @@ fn no_proxy_on_the_builder_connects_directly() {
         .build()
         .unwrap();
 
-    client.fetch_all(&[1]).unwrap();
+    client.fetch_all([1]).unwrap();
 
     assert_eq!(server.seen().len(), 1);
     assert_eq!(proxy.tunnels_to(server.authority()), 0);
@@ -144,7 +144,7 @@ fn a_socks5_proxy_carries_the_requests() {
         .build()
         .unwrap();
 
-    let bodies = client.fetch_all(&[1, 2]).unwrap();
+    let bodies = client.fetch_all([1, 2]).unwrap();
 
     assert_eq!(&bodies[1], b"via socks");
     assert_eq!(*targets.lock().unwrap(), ["127.0.0.1:9".parse().unwrap()]);
@@ -165,7 +165,7 @@ fn an_unreachable_proxy_fails_the_request_not_the_build() {
         .build()
         .unwrap();
 
-    let err = client.fetch_all(&[1]).unwrap_err();
+    let err = client.fetch_all([1]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert!(server.seen().is_empty());
@@ -178,7 +178,7 @@ fn an_invalid_proxy_url_is_a_config_error_naming_it() {
             .proxy(Some(url))
             .build()
             .unwrap_err();
-        let ConfigError::InvalidProxy { proxy, origin, .. } = &err else {
+        let BuildError::Config(ConfigError::InvalidProxy { proxy, origin, .. }) = &err else {
             panic!("{url}: {err:?}");
         };
         assert_eq!(origin, "proxy");

@@ -7,23 +7,6 @@ use std::time::{Duration, Instant};
 use common::{Reply, TestServer};
 use fanout::FanOutClient;
 
-/// Arrival jitter allowed on top of the bucket's bound: loopback plus scheduling.
-const JITTER: Duration = Duration::from_millis(15);
-
-/// Largest number of arrivals inside any window, against `burst + rate * window`.
-fn worst_window_excess(times: &[Instant], rate: f64, burst: f64) -> f64 {
-    let mut worst = f64::MIN;
-    for i in 0..times.len() {
-        for j in i..times.len() {
-            let window = times[j].duration_since(times[i]) + JITTER;
-            let allowed = burst + rate * window.as_secs_f64();
-            let seen = (j - i + 1) as f64;
-            worst = worst.max(seen - allowed);
-        }
-    }
-    worst
-}
-
 #[test]
 fn burst_goes_out_at_once_then_the_rate_holds() {
     let server = TestServer::start(|id| Reply::ok(format!("{id:?}")));
@@ -39,8 +22,7 @@ fn burst_goes_out_at_once_then_the_rate_holds() {
     let elapsed = started.elapsed();
 
     assert_eq!(bodies.len(), 40);
-    let mut times: Vec<Instant> = server.arrivals().iter().map(|a| a.at).collect();
-    times.sort();
+    let times = common::arrival_times(&server);
     assert_eq!(times.len(), 40);
 
     // The first 20 need no waiting; on a loaded machine give them half a second.
@@ -50,7 +32,7 @@ fn burst_goes_out_at_once_then_the_rate_holds() {
         "burst took {burst_span:?}"
     );
 
-    let excess = worst_window_excess(&times, 10.0, 20.0);
+    let excess = common::worst_window_excess(&times, 10.0, 20.0);
     assert!(excess <= 0.0, "a window held {excess} requests too many");
 
     // 20 more at 10/s take 2 s: never less, and not much more.
@@ -86,7 +68,7 @@ fn retries_take_tokens_too() {
     common::warm_up(&client, &server, 8, 20, 5);
 
     let started = Instant::now();
-    client.fetch_all(&(1..=10).collect::<Vec<_>>()).unwrap();
+    client.fetch_all((1..=10).collect::<Vec<_>>()).unwrap();
     let elapsed = started.elapsed();
 
     assert_eq!(server.request_count(), 20);
@@ -95,8 +77,7 @@ fn retries_take_tokens_too() {
         elapsed >= Duration::from_millis(700),
         "too fast: {elapsed:?}"
     );
-    let mut times: Vec<Instant> = server.arrivals().iter().map(|a| a.at).collect();
-    times.sort();
-    let excess = worst_window_excess(&times, 20.0, 5.0);
+    let times = common::arrival_times(&server);
+    let excess = common::worst_window_excess(&times, 20.0, 5.0);
     assert!(excess <= 0.0, "a window held {excess} requests too many");
 }

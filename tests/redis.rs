@@ -131,7 +131,7 @@ fn stop_redis_mid_call(
         .build()
         .unwrap();
     std::thread::scope(|scope| {
-        let call = scope.spawn(|| client.fetch_all(&(0..100).collect::<Vec<_>>()));
+        let call = scope.spawn(|| client.fetch_all((0..100).collect::<Vec<_>>()));
         for _ in 0..5 {
             server
                 .next_arrival(Duration::from_secs(10))

@@ -28,7 +28,7 @@ fn transient_statuses_are_retried_until_success() {
             .expect(1)
             .create();
 
-        let bodies = client(&server).fetch_all(&[7]).unwrap();
+        let bodies = client(&server).fetch_all([7]).unwrap();
 
         assert_eq!(&bodies[7], b"widgets", "status {status}");
         failing.assert();
@@ -46,7 +46,7 @@ fn other_statuses_fail_at_once() {
             .expect(1)
             .create();
 
-        let err = client(&server).fetch_all(&[7]).unwrap_err();
+        let err = client(&server).fetch_all([7]).unwrap_err();
 
         assert_eq!(err.kind(), ErrorKind::Status);
         assert_eq!(err.status(), Some(status as u16));
@@ -68,7 +68,7 @@ fn max_attempts_one_means_no_retry() {
         .build()
         .unwrap();
 
-    let err = client.fetch_all(&[1]).unwrap_err();
+    let err = client.fetch_all([1]).unwrap_err();
 
     assert_eq!(err.status(), Some(503));
     assert_eq!(err.attempts(), 1);
@@ -87,7 +87,7 @@ fn retry_after_is_waited_for() {
     let ok = server.mock("GET", "/users/1").with_body("ok").create();
 
     let started = Instant::now();
-    let bodies = client(&server).fetch_all(&[1]).unwrap();
+    let bodies = client(&server).fetch_all([1]).unwrap();
     let elapsed = started.elapsed();
 
     assert_eq!(&bodies[1], b"ok");
@@ -115,7 +115,7 @@ fn retry_after_beyond_the_cap_fails_at_once() {
         .unwrap();
 
     let started = Instant::now();
-    let err = client.fetch_all(&[1]).unwrap_err();
+    let err = client.fetch_all([1]).unwrap_err();
 
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(err.status(), Some(503));
@@ -136,7 +136,7 @@ fn connection_refused_is_retried_then_reported() {
         .build()
         .unwrap();
 
-    let err = client.fetch_all(&[9]).unwrap_err();
+    let err = client.fetch_all([9]).unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::Transport);
     assert_eq!(err.user_id(), Some(9));

@@ -39,7 +39,7 @@ fn strict_downstream_sees_no_violation() {
     // new connections reach the server no later, against their tokens, than requests
     // on kept-alive ones.
     let started = Instant::now();
-    let bodies = client.fetch_all(&(0..ids).collect::<Vec<_>>()).unwrap();
+    let bodies = client.fetch_all((0..ids).collect::<Vec<_>>()).unwrap();
     let elapsed = started.elapsed();
 
     let ideal = Duration::from_secs_f64((ids as f64 - BURST) / RATE) + LATENCY;

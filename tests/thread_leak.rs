@@ -28,7 +28,7 @@ fn no_thread_leak_after_many_failed_and_cancelled_calls() {
             .unwrap();
         for round in 0..200u64 {
             if round % 2 == 0 {
-                let err = client.fetch_all(&[0, 1000 + round]).unwrap_err();
+                let err = client.fetch_all([0, 1000 + round]).unwrap_err();
                 assert!(
                     matches!(err.kind(), ErrorKind::Status | ErrorKind::Timeout),
                     "{err}"
@@ -36,7 +36,7 @@ fn no_thread_leak_after_many_failed_and_cancelled_calls() {
             } else {
                 let cancel = CancelToken::new();
                 cancel.cancel();
-                let err = client.fetch_all_with(&cancel, &[round]).unwrap_err();
+                let err = client.fetch_all_with(&cancel, [round]).unwrap_err();
                 assert_eq!(err.kind(), ErrorKind::Cancelled);
             }
         }

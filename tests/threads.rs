@@ -22,7 +22,7 @@ fn threads_stay_at_pool_size_during_a_large_call() {
         .build()
         .unwrap();
     // Warm up: from now on the server has one thread per kept-alive connection.
-    client.fetch_all(&(0..8).collect::<Vec<_>>()).unwrap();
+    client.fetch_all((0..8).collect::<Vec<_>>()).unwrap();
     let before = common::thread_count();
 
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
@@ -36,7 +36,7 @@ fn threads_stay_at_pool_size_during_a_large_call() {
             }
         }
     });
-    let bodies = client.fetch_all(&(0..3000).collect::<Vec<_>>()).unwrap();
+    let bodies = client.fetch_all((0..3000).collect::<Vec<_>>()).unwrap();
     drop(stop_tx);
     let most = watcher.join().unwrap();
 

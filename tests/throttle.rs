@@ -207,7 +207,7 @@ fn pause_is_kept(form: RetryAfterForm) -> Duration {
 
     let started = Instant::now();
     let bodies = client
-        .fetch_all(&(1..=60).collect::<Vec<_>>())
+        .fetch_all((1..=60).collect::<Vec<_>>())
         .expect("every ID fetched");
     let wall = started.elapsed();
 
@@ -268,9 +268,7 @@ fn the_pause_holds_across_calls_sharing_one_client() {
             let (client, start) = (Arc::clone(&client), Arc::clone(&start));
             thread::spawn(move || {
                 start.wait();
-                client
-                    .fetch_all(&ids.collect::<Vec<u64>>())
-                    .map(|b| b.len())
+                client.fetch_all(ids.collect::<Vec<u64>>()).map(|b| b.len())
             })
         })
         .collect();
@@ -343,7 +341,7 @@ fn a_retry_after_past_max_retry_after_fails_the_call_at_once() {
         .unwrap();
 
     let started = Instant::now();
-    let err = client.fetch_all(&(1..=5).collect::<Vec<_>>()).unwrap_err();
+    let err = client.fetch_all((1..=5).collect::<Vec<_>>()).unwrap_err();
     let elapsed = started.elapsed();
 
     eprintln!("Retry-After: 60 failed the call in {elapsed:?}: {err}");
@@ -365,7 +363,7 @@ fn max_throttled_ends_a_call_the_server_always_refuses() {
         .unwrap();
 
     let started = Instant::now();
-    let err = client.fetch_all(&[1]).unwrap_err();
+    let err = client.fetch_all([1]).unwrap_err();
     let elapsed = started.elapsed();
 
     eprintln!(
@@ -428,7 +426,7 @@ fn malformed_rate_limit_headers_are_ignored() {
         .unwrap();
 
     let started = Instant::now();
-    let bodies = client.fetch_all(&(1..=45).collect::<Vec<_>>()).unwrap();
+    let bodies = client.fetch_all((1..=45).collect::<Vec<_>>()).unwrap();
     let wall = started.elapsed();
 
     let stats = client.stats();

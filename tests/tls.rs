@@ -8,7 +8,7 @@ use std::error::Error as _;
 use std::time::Duration;
 
 use common::{Reply, TestCa, TlsServer, TlsServerConfig};
-use fanout::{ConfigError, ErrorKind, FanOutClient, FanOutClientBuilder, FetchError};
+use fanout::{BuildError, ConfigError, ErrorKind, FanOutClient, FanOutClientBuilder, FetchError};
 use rustls::{AlertDescription, CertificateError};
 
 fn echo(id: Option<u64>) -> Reply {
@@ -39,7 +39,7 @@ fn rustls_error(err: &FetchError) -> Option<&rustls::Error> {
 
 /// Fetches ID 1 with `client`, which must fail in TLS at once, without a retry.
 fn tls_failure(client: &FanOutClient) -> (FetchError, rustls::Error) {
-    let err = client.fetch_all(&[1]).unwrap_err();
+    let err = client.fetch_all([1]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Transport, "{err}");
     assert_eq!(err.user_id(), Some(1), "{err}");
     assert_eq!(
@@ -62,7 +62,7 @@ fn a_private_ca_added_to_the_roots_is_trusted() {
             .tls_root_certs_pem(server.ca_pem())
             .build()
             .unwrap();
-        let bodies = client.fetch_all(&[1, 2, 3]).unwrap();
+        let bodies = client.fetch_all([1, 2, 3]).unwrap();
         assert_eq!(&bodies[2], b"user-2", "{template}");
     }
     assert_eq!(server.server().request_count(), 6);
@@ -78,7 +78,7 @@ fn roots_are_added_to_the_default_ones_not_in_place_of_them() {
         .tls_root_certs_pem(server.ca_pem())
         .build()
         .unwrap();
-    assert_eq!(&client.fetch_all(&[4]).unwrap()[4], b"user-4");
+    assert_eq!(&client.fetch_all([4]).unwrap()[4], b"user-4");
 }
 
 #[test]
@@ -171,7 +171,7 @@ fn mutual_tls_with_a_client_certificate_is_accepted() {
         .tls_client_cert_pem(&client_cert.cert_pem, &client_cert.key_pem)
         .build()
         .unwrap();
-    assert_eq!(&client.fetch_all(&[5]).unwrap()[5], b"user-5");
+    assert_eq!(&client.fetch_all([5]).unwrap()[5], b"user-5");
     assert!(server.refused().is_empty(), "{:?}", server.refused());
 }
 
@@ -217,7 +217,10 @@ fn bad_certificates_and_keys_are_configuration_errors() {
     let ca = TestCa::new("fanout test CA");
     let mine = ca.client_cert();
     let other = ca.client_cert();
-    let build = |b: FanOutClientBuilder| b.build().unwrap_err();
+    let build = |b: FanOutClientBuilder| match b.build() {
+        Err(BuildError::Config(err)) => err,
+        other => panic!("not a configuration error: {other:?}"),
+    };
     let template = "https://127.0.0.1:9/users/{id}";
 
     let err = build(builder(template).tls_root_certs_pem("no PEM here"));

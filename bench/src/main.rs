@@ -1,7 +1,7 @@
 //! Measures `fanout` against its goals on a local downstream and prints one table:
 //! rate and concurrency efficiency, obedience to a server's quota, per-request
-//! overhead beside a plain `ureq` loop, cancellation latency, and the thread count
-//! during a large call.
+//! overhead beside a plain `ureq` loop (over HTTP and over HTTPS), cancellation
+//! latency, and the thread count during a large call.
 //!
 //! Run with `cargo run --release -p fanout-bench`. The downstream runs in a child
 //! process (this binary re-executed with the hidden `serve` argument), so the CPU time
@@ -10,6 +10,7 @@
 
 mod plain;
 mod server;
+mod tls;
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -28,6 +29,8 @@ type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 /// Requests in each overhead round.
 const OVERHEAD_IDS: u64 = 100_000;
+/// Requests in each round of the overhead figure over HTTPS.
+const HTTPS_IDS: u64 = 50_000;
 /// Rounds of each side in the overhead figure, interleaved.
 const OVERHEAD_ROUNDS: usize = 3;
 /// Workers on both sides of the overhead figure.
@@ -48,11 +51,12 @@ const THROTTLE_IDS: u64 = 150;
 const THROTTLE_TOLD: u64 = 40;
 
 /// The figures, by the name that selects one on the command line.
-const FIGURES: [&str; 7] = [
+const FIGURES: [&str; 8] = [
     "rate",
     "concurrency",
     "throttle",
     "overhead",
+    "https",
     "threads",
     "cancel",
     "memory",
@@ -69,7 +73,8 @@ fn main() -> BenchResult<()> {
                     .map_err(|_| format!("solo: {n:?} is not a count of IDs"))?,
                 None => OVERHEAD_IDS,
             };
-            return solo(args.get(1).map(String::as_str), ids);
+            let https = args.get(3).is_some_and(|a| a == "https");
+            return solo(args.get(1).map(String::as_str), ids, https);
         }
         Some("memory-child") => return memory_child(args.get(1).map(String::as_str)),
         _ => {}
@@ -103,7 +108,13 @@ fn main() -> BenchResult<()> {
     }
     if wanted("overhead") {
         eprintln!("overhead ({OVERHEAD_ROUNDS} rounds of {OVERHEAD_IDS} per side)...");
-        notes.extend(overhead(addr, &mut table)?);
+        let target = Target::plain(addr);
+        notes.extend(overhead(&target, OVERHEAD_IDS, "", &mut table)?);
+    }
+    if wanted("https") {
+        eprintln!("overhead over HTTPS ({OVERHEAD_ROUNDS} rounds of {HTTPS_IDS} per side)...");
+        let target = downstream.tls_target();
+        notes.extend(overhead(&target, HTTPS_IDS, "over HTTPS ", &mut table)?);
     }
     if wanted("threads") {
         eprintln!("threads...");
@@ -129,16 +140,21 @@ fn main() -> BenchResult<()> {
 
 /// The hidden `solo` mode, for profilers: one side of the overhead figure alone,
 /// `fanout`, `spawning` or `pool`, five rounds of `n` IDs, against a downstream in a
-/// child process.
-fn solo(side: Option<&str>, n: u64) -> BenchResult<()> {
+/// child process, over HTTPS with `https`.
+fn solo(side: Option<&str>, n: u64, https: bool) -> BenchResult<()> {
     let downstream = Downstream::spawn()?;
-    let addr = downstream.addr;
+    let target = if https {
+        downstream.tls_target()
+    } else {
+        Target::plain(downstream.addr)
+    };
+    let base = target.base.as_str();
     let rounds = 5;
     let all = ids(0..n);
-    let agent = plain::agent();
+    let agent = plain::agent(target.ca_pem.as_deref())?;
     match side {
         Some("fanout") => {
-            let client = overhead_client(addr)?;
+            let client = overhead_client(&target)?;
             for _ in 0..rounds {
                 let (sample, got) = measure(|| Ok(client.fetch_all(&all)?))?;
                 check_all(&got, all.len())?;
@@ -147,20 +163,20 @@ fn solo(side: Option<&str>, n: u64) -> BenchResult<()> {
         }
         Some("spawning") => {
             for _ in 0..rounds {
-                let (sample, got) = measure(|| plain::fetch_all_spawning(&agent, addr, n))?;
+                let (sample, got) = measure(|| plain::fetch_all_spawning(&agent, base, n))?;
                 check_plain(&got, all.len())?;
                 print_sample("plain, spawned per call", &sample, n);
             }
         }
         Some("pool") => {
-            let pool = plain::Pool::start(&agent, addr);
+            let pool = plain::Pool::start(&agent, base);
             for _ in 0..rounds {
                 let (sample, got) = measure(|| pool.fetch_all(n))?;
                 check_plain(&got, all.len())?;
                 print_sample("plain, started once", &sample, n);
             }
         }
-        _ => return Err("usage: fanout-bench solo fanout|spawning|pool [IDS]".into()),
+        _ => return Err("usage: fanout-bench solo fanout|spawning|pool [IDS] [https]".into()),
     }
     Ok(())
 }
@@ -174,11 +190,16 @@ fn print_sample(side: &str, sample: &Sample, n: u64) {
     );
 }
 
-/// The hidden `serve` mode: runs the downstream until the parent closes our stdin.
+/// The hidden `serve` mode: runs the downstream, plain and over TLS, until the parent
+/// closes our stdin. Prints both addresses, then the PEM of the CA to trust.
 fn serve() -> BenchResult<()> {
     let server = Server::start()?;
+    let tls = tls::Tls::generate()?;
+    let tls_server = Server::start_tls(tls.config)?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "{}", server.addr())?;
+    writeln!(stdout, "{}", tls_server.addr())?;
+    write!(stdout, "{}", tls.ca_pem)?;
     stdout.flush()?;
     // Returns at EOF: the parent finished, or died.
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
@@ -189,6 +210,10 @@ fn serve() -> BenchResult<()> {
 struct Downstream {
     child: Child,
     addr: SocketAddr,
+    /// The same downstream over TLS.
+    tls_addr: SocketAddr,
+    /// The CA that signed its certificate.
+    ca_pem: String,
 }
 
 impl Downstream {
@@ -199,10 +224,31 @@ impl Downstream {
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take().ok_or("child has no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let addr = line.trim().parse()?;
-        Ok(Downstream { child, addr })
+        let mut lines = BufReader::new(stdout).lines();
+        let mut next = || lines.next().ok_or("the downstream ended early");
+        let addr = next()??.trim().parse()?;
+        let tls_addr = next()??.trim().parse()?;
+        let mut ca_pem = String::new();
+        while !ca_pem.contains("-----END CERTIFICATE-----") {
+            ca_pem.push_str(&next()??);
+            ca_pem.push('\n');
+        }
+        Ok(Downstream {
+            child,
+            addr,
+            tls_addr,
+            ca_pem,
+        })
+    }
+}
+
+impl Downstream {
+    /// The downstream over TLS, with the CA to trust.
+    fn tls_target(&self) -> Target {
+        Target {
+            base: format!("https://{}", self.tls_addr),
+            ca_pem: Some(self.ca_pem.clone()),
+        }
     }
 }
 
@@ -301,10 +347,10 @@ fn rate_efficiency(addr: SocketAddr, table: &mut Table) -> BenchResult<()> {
         .rate_limit(10, 20)
         .build()?;
     // Connections set up here, then a full bucket again, so only the limit is timed.
-    client.fetch_all(&ids(1_000..1_008))?;
+    client.fetch_all(ids(1_000..1_008))?;
     thread::sleep(Duration::from_secs(1));
     let start = Instant::now();
-    let got = client.fetch_all(&ids(0..100))?;
+    let got = client.fetch_all(ids(0..100))?;
     let wall = start.elapsed().as_secs_f64();
     check_all(&got, 100)?;
     // The burst goes at once, the other 80 at 10/s; the last then takes its latency.
@@ -325,9 +371,9 @@ fn concurrency_efficiency(addr: SocketAddr, table: &mut Table) -> BenchResult<()
         .no_rate_limit()
         .max_in_flight(8)
         .build()?;
-    client.fetch_all(&ids(1_000..1_008))?;
+    client.fetch_all(ids(1_000..1_008))?;
     let start = Instant::now();
-    let got = client.fetch_all(&ids(0..400))?;
+    let got = client.fetch_all(ids(0..400))?;
     let wall = start.elapsed().as_secs_f64();
     check_all(&got, 400)?;
     let ideal = 400.0 / 8.0 * 0.1;
@@ -473,7 +519,7 @@ fn throttle_run(addr: SocketAddr, index: usize, run: &ThrottleRun) -> BenchResul
         .adaptive_rate(run.adaptive)
         .build()?;
     let start = Instant::now();
-    let got = client.fetch_all(&ids(0..THROTTLE_IDS))?;
+    let got = client.fetch_all(ids(0..THROTTLE_IDS))?;
     let wall = start.elapsed().as_secs_f64();
     check_all(&got, THROTTLE_IDS as usize)?;
     Ok(ThrottleResult {
@@ -540,28 +586,48 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// The client of the overhead figure: no rate limit, `WORKERS` in flight.
-fn overhead_client(addr: SocketAddr) -> BenchResult<FanOutClient> {
-    Ok(
-        FanOutClient::builder(format!("http://{addr}/lat/0/users/{{id}}"))
-            .no_rate_limit()
-            .max_in_flight(WORKERS)
-            .build()?,
-    )
+/// Where an overhead figure fetches from: the downstream, plain or over TLS.
+struct Target {
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
+    base: String,
+    /// The CA to trust over https.
+    ca_pem: Option<String>,
 }
 
-/// Figure 3: requests per second and CPU per request, beside plain `ureq` loops.
-fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
-    let client = overhead_client(addr)?;
-    let agent = plain::agent();
-    let pool_agent = plain::agent();
-    let pool = plain::Pool::start(&pool_agent, addr);
-    let all = ids(0..OVERHEAD_IDS);
-    let n = OVERHEAD_IDS;
+impl Target {
+    fn plain(addr: SocketAddr) -> Self {
+        Target {
+            base: format!("http://{addr}"),
+            ca_pem: None,
+        }
+    }
+}
+
+/// The client of the overhead figures: no rate limit, `WORKERS` in flight.
+fn overhead_client(target: &Target) -> BenchResult<FanOutClient> {
+    let mut builder = FanOutClient::builder(format!("{}/lat/0/users/{{id}}", target.base))
+        .no_rate_limit()
+        .max_in_flight(WORKERS);
+    if let Some(pem) = &target.ca_pem {
+        builder = builder.tls_root_certs_pem(pem);
+    }
+    Ok(builder.build()?)
+}
+
+/// Figure 3 (and its HTTPS twin): requests per second and CPU per request, beside
+/// plain `ureq` loops, over `n` IDs a round from `target`; `over` names the transport
+/// in the rows.
+fn overhead(target: &Target, n: u64, over: &str, table: &mut Table) -> BenchResult<Vec<String>> {
+    let client = overhead_client(target)?;
+    let base = target.base.as_str();
+    let agent = plain::agent(target.ca_pem.as_deref())?;
+    let pool_agent = plain::agent(target.ca_pem.as_deref())?;
+    let pool = plain::Pool::start(&pool_agent, base);
+    let all = ids(0..n);
 
     // Connections, allocator and caches warmed on every side before anything is timed.
     check_all(&client.fetch_all(&all[..5_000])?, 5_000)?;
-    check_plain(&plain::fetch_all_spawning(&agent, addr, 5_000)?, 5_000)?;
+    check_plain(&plain::fetch_all_spawning(&agent, base, 5_000)?, 5_000)?;
     check_plain(&pool.fetch_all(5_000)?, 5_000)?;
 
     let (mut fanout_runs, mut spawning_runs, mut pool_runs) = (Vec::new(), Vec::new(), Vec::new());
@@ -570,7 +636,7 @@ fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
         check_all(&got, all.len())?;
         drop(got); // Freed outside the timing, as on the plain sides.
         fanout_runs.push(sample);
-        let (sample, got) = measure(|| plain::fetch_all_spawning(&agent, addr, n))?;
+        let (sample, got) = measure(|| plain::fetch_all_spawning(&agent, base, n))?;
         check_plain(&got, all.len())?;
         drop(got);
         spawning_runs.push(sample);
@@ -584,13 +650,16 @@ fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
     let cpu = |runs: &[Sample]| median(runs.iter().map(|s| s.cpu_micros_per_request(n)).collect());
     let fanout = (rate(&fanout_runs), cpu(&fanout_runs));
     table.row(
-        "throughput, fanout (100k IDs, 0 ms, 64 B, 8 in flight)",
+        &format!(
+            "throughput, fanout {over}({}k IDs, 0 ms, 64 B, 8 in flight)",
+            n / 1000
+        ),
         format!("{:.0} req/s", fanout.0),
         "-",
         "-".into(),
     );
     table.row(
-        "client CPU per request, fanout",
+        format!("client CPU per request, fanout {over}").trim_end(),
         format!("{:.2} us", fanout.1),
         "-",
         "-".into(),
@@ -603,13 +672,13 @@ fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
         let (plain_rate, plain_cpu) = (rate(runs), cpu(runs));
         let (rate_ratio, cpu_ratio) = (fanout.0 / plain_rate, fanout.1 / plain_cpu);
         table.row(
-            &format!("throughput vs {name}"),
+            &format!("throughput {over}vs {name}"),
             format!("{plain_rate:.0} req/s"),
             ">= 0.97 x plain",
             verdict(rate_ratio, rate_ratio >= 0.97),
         );
         table.row(
-            &format!("CPU per request vs {name}"),
+            &format!("CPU per request {over}vs {name}"),
             format!("{plain_cpu:.2} us"),
             "<= 1.05 x plain",
             verdict(cpu_ratio, cpu_ratio <= 1.05),
@@ -629,10 +698,13 @@ fn overhead(addr: SocketAddr, table: &mut Table) -> BenchResult<Vec<String>> {
             .join(", ")
     };
     Ok(vec![
-        "overhead rounds, in order: req/s, CPU per request, context switches per request \
-         (medians in the table; the server runs in a child process, so its CPU is not \
-         counted, but it shares the machine's CPUs):"
-            .into(),
+        format!(
+            "overhead rounds{}, in order: req/s, CPU per request, context switches per \
+             request (medians in the table; the server runs in a child process, so its CPU \
+             is not counted, but it shares the machine's CPUs):",
+            over.strip_suffix(' ')
+                .map_or(String::new(), |o| format!(" {o}"))
+        ),
         format!("  fanout:                {}", describe(&fanout_runs)),
         format!("  plain, spawned per call: {}", describe(&spawning_runs)),
         format!("  plain, started once:     {}", describe(&pool_runs)),
@@ -669,7 +741,7 @@ fn threads(addr: SocketAddr, table: &mut Table) -> BenchResult<()> {
                 .build()?;
             let built = thread_count();
             peak.store(0, Ordering::Relaxed);
-            let result = client.fetch_all(&ids(0..THREAD_IDS));
+            let result = client.fetch_all(ids(0..THREAD_IDS));
             stop.store(true, Ordering::Relaxed);
             check_all(&result?, THREAD_IDS as usize)?;
             Ok((baseline, built))
@@ -706,10 +778,10 @@ fn cancellation(table: &mut Table, notes: &mut Vec<String>) -> BenchResult<()> {
         .no_rate_limit()
         .max_in_flight(CANCEL_IDS as usize)
         .build()?;
-    let agent = plain::agent();
+    let agent = plain::agent(None)?;
     let (mut to_return, mut to_drain, mut floor) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..CANCEL_WARMUP + CANCEL_RUNS {
-        let result = client.fetch_all(&ids(0..CANCEL_IDS));
+        let result = client.fetch_all(ids(0..CANCEL_IDS));
         let returned = Instant::now();
         // Polled rather than spun, to leave the CPUs to the workers being freed.
         let drain_limit = returned + Duration::from_secs(1);
@@ -901,7 +973,7 @@ fn memory_child(addr: Option<&str>) -> BenchResult<()> {
     let addr: SocketAddr = addr
         .ok_or("usage: fanout-bench memory-child ADDR")?
         .parse()?;
-    let client = overhead_client(addr)?;
+    let client = overhead_client(&Target::plain(addr))?;
     let all = ids(0..MEMORY_IDS);
     let bodies = client.fetch_all(&all)?;
     check_all(&bodies, all.len())?;

@@ -8,38 +8,47 @@
 //! differs from `fanout`; see BENCHMARKS.md.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 use crossbeam_channel::{Receiver, Sender};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use crate::{BenchResult, WORKERS};
 
 /// What one thread fetched.
 type Part = BenchResult<Vec<(u64, Vec<u8>)>>;
 
-/// The agent of both baselines: fanout's pool settings, statuses handed back.
-pub fn agent() -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
+/// The agent of both baselines: fanout's pool settings, statuses handed back; over
+/// https it trusts `ca_pem` alone.
+pub fn agent(ca_pem: Option<&str>) -> BenchResult<ureq::Agent> {
+    let mut config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_idle_connections(WORKERS)
-        .max_idle_connections_per_host(WORKERS)
-        .build();
-    ureq::Agent::new_with_config(config)
+        .max_idle_connections_per_host(WORKERS);
+    if let Some(pem) = ca_pem {
+        let ca = Certificate::from_pem(pem.as_bytes())?;
+        config = config.tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::new_with_certs(&[ca]))
+                .build(),
+        );
+    }
+    Ok(ureq::Agent::new_with_config(config.build()))
 }
 
-/// IDs `0..n` with `WORKERS` threads spawned for this call alone.
+/// IDs `0..n` from `base` (`http://HOST:PORT` or `https://...`) with `WORKERS` threads
+/// spawned for this call alone.
 pub fn fetch_all_spawning(
     agent: &ureq::Agent,
-    addr: SocketAddr,
+    base: &str,
     n: u64,
 ) -> BenchResult<HashMap<u64, Vec<u8>>> {
     let next = AtomicU64::new(0);
     let parts = thread::scope(|scope| {
         let workers: Vec<_> = (0..WORKERS)
-            .map(|_| scope.spawn(|| fetch_some(agent, addr, &next, n)))
+            .map(|_| scope.spawn(|| fetch_some(agent, base, &next, n)))
             .collect();
         workers
             .into_iter()
@@ -56,15 +65,16 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn start(agent: &ureq::Agent, addr: SocketAddr) -> Self {
+    pub fn start(agent: &ureq::Agent, base: &str) -> Self {
         let (calls, calls_rx) = crossbeam_channel::unbounded::<(Arc<AtomicU64>, u64)>();
         let (parts_tx, parts) = crossbeam_channel::unbounded();
         for _ in 0..WORKERS {
             let (calls_rx, parts_tx, agent) = (calls_rx.clone(), parts_tx.clone(), agent.clone());
+            let base = base.to_owned();
             // Ends when the pool is dropped and `calls` disconnects.
             thread::spawn(move || {
                 while let Ok((next, n)) = calls_rx.recv() {
-                    let _ = parts_tx.send(fetch_some(&agent, addr, &next, n));
+                    let _ = parts_tx.send(fetch_some(&agent, &base, &next, n));
                 }
             });
         }
@@ -85,14 +95,14 @@ impl Pool {
 }
 
 /// One thread's share: IDs claimed from `next` until it passes `n`.
-fn fetch_some(agent: &ureq::Agent, addr: SocketAddr, next: &AtomicU64, n: u64) -> Part {
+fn fetch_some(agent: &ureq::Agent, base: &str, next: &AtomicU64, n: u64) -> Part {
     let mut bodies = Vec::new();
     loop {
         let id = next.fetch_add(1, Ordering::Relaxed);
         if id >= n {
             return Ok(bodies);
         }
-        let url = format!("http://{addr}/lat/0/users/{id}");
+        let url = format!("{base}/lat/0/users/{id}");
         let mut response = agent.get(&url).call()?;
         if response.status() != 200 {
             return Err(format!("status {}", response.status()).into());

@@ -1,5 +1,5 @@
-//! The downstream the bench measures against: HTTP/1.1 keep-alive on 127.0.0.1, one
-//! thread per connection so no request ever queues behind another.
+//! The downstream the bench measures against: HTTP/1.1 keep-alive on 127.0.0.1, plain
+//! or over TLS, one thread per connection so no request ever queues behind another.
 //!
 //! The request path chooses the behaviour, so one server serves every figure:
 //!
@@ -16,12 +16,13 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 /// How long the failing ID of `/cancel/` takes, so the other IDs are in flight first.
 pub const FAIL_AFTER: Duration = Duration::from_millis(20);
@@ -121,6 +122,15 @@ impl Bucket {
 impl Server {
     /// Starts the server on 127.0.0.1, on a port the system chooses.
     pub fn start() -> io::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// The same server over HTTPS, with `tls`.
+    pub fn start_tls(tls: Arc<ServerConfig>) -> io::Result<Self> {
+        Self::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<Arc<ServerConfig>>) -> io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -131,7 +141,7 @@ impl Server {
         let accepting = Arc::clone(&shared);
         thread::Builder::new()
             .name("bench-server".into())
-            .spawn(move || accept(&accepting, &listener))?;
+            .spawn(move || accept(&accepting, &listener, tls.as_ref()))?;
         Ok(Server { addr, shared })
     }
 
@@ -158,31 +168,37 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn accept(shared: &Arc<Shared>, listener: &TcpListener) {
+fn accept(shared: &Arc<Shared>, listener: &TcpListener, tls: Option<&Arc<ServerConfig>>) {
     for stream in listener.incoming() {
         // A failed accept (the client gave up first) leaves the listener usable.
         let Ok(stream) = stream else { continue };
+        // Responses leave at once, not when Nagle's algorithm allows.
+        let _ = stream.set_nodelay(true);
         let connection = Arc::clone(shared);
+        let tls = tls.map(Arc::clone);
         // Without a thread the connection is dropped: the client sees it closed.
         let _ = thread::Builder::new()
             .name("bench-connection".into())
-            .spawn(move || serve_connection(&connection, stream));
+            .spawn(move || match tls {
+                None => serve_connection(&connection, stream),
+                Some(tls) => {
+                    if let Ok(conn) = ServerConnection::new(tls) {
+                        serve_connection(&connection, StreamOwned::new(conn, stream));
+                    }
+                }
+            });
     }
 }
 
-fn serve_connection(shared: &Shared, stream: TcpStream) {
-    // Responses leave at once, not when Nagle's algorithm allows.
-    let _ = stream.set_nodelay(true);
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
-    };
+fn serve_connection(shared: &Shared, stream: impl Read + Write) {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     // Ends when the client closes or sends something this server does not speak.
     while let Ok(Some(target)) = read_request(&mut reader, &mut line) {
         let arrived = Instant::now();
         let reply = answer(shared, &target, arrived);
-        if write_response(shared, &mut writer, &reply).is_err() {
+        // Requests come one at a time: nothing is buffered behind this one.
+        if write_response(shared, reader.get_mut(), &reply).is_err() {
             return;
         }
     }
@@ -314,7 +330,7 @@ fn body(id: u64) -> Vec<u8> {
     format!("{id:0width$}", width = BODY_BYTES).into_bytes()
 }
 
-fn write_response(shared: &Shared, writer: &mut TcpStream, reply: &Reply) -> io::Result<()> {
+fn write_response(shared: &Shared, writer: &mut impl Write, reply: &Reply) -> io::Result<()> {
     let status = reply.status;
     let reason = match status {
         200 => "OK",
@@ -336,8 +352,8 @@ fn write_response(shared: &Shared, writer: &mut TcpStream, reply: &Reply) -> io:
         // Stamped before the write, so the figure includes the write itself.
         *lock(&shared.fail_written) = Some(Instant::now());
     }
-    // One write, so the response leaves in one segment.
-    writer.write_all(&response)
+    // One write, so the response leaves in one segment (one record over TLS).
+    writer.write_all(&response).and_then(|()| writer.flush())
 }
 
 fn invalid(message: &str) -> io::Error {

@@ -6,6 +6,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 use fanout::Rate;
 
 use crate::ids::IdList;
+use crate::shard::ShardArg;
 use crate::timeline;
 use crate::tls::TlsArgs;
 
@@ -28,7 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Fetch every ID from a URL template such as http://host/users/{id}/widgets.
     #[command(after_help = SEE_LONG_HELP, after_long_help = FETCH_AFTER_HELP)]
-    Fetch(FetchArgs),
+    // Boxed: its flags outweigh the demo's several times over.
+    Fetch(Box<FetchArgs>),
     /// Run a strict local API and fetch from it, to see its limits kept.
     #[command(after_help = SEE_LONG_HELP, after_long_help = DEMO_AFTER_HELP)]
     Demo(DemoArgs),
@@ -51,9 +53,31 @@ Output:
   --jsonl     one line per ID as it completes: {\"id\":..,\"bytes\":..,\"body\":\"..\"},
               or \"body_base64\" when the body is not UTF-8. No summary line.
 
-Failure is fail-fast in every mode: the first ID that fails for good (after its
-retries) stops the run, the IDs not yet sent are never requested, and the error is
+By default failure is fail-fast in every mode: the first ID that fails for good (after
+its retries) stops the run, the IDs not yet sent are never requested, and the error is
 reported (in --jsonl mode as {\"id\":ID,\"error\":\"...\"}, the last line).
+
+--keep-going tries every ID. An ID that fails for good is reported and the run goes
+on; if any failed, the summary line is
+  {\"ok\":false,\"count\":N,\"bytes\":B,\"failed\":F,\"failures_by_kind\":{\"http_status\":F1,..},
+   \"first_failure\":{\"id\":ID,\"kind\":..,\"status\":..,\"error\":\"..\"}}
+with exit 1, where count is the IDs fetched and failed the IDs that failed for good
+(count + failed = the IDs of the run); with none failed it is the usual ok:true line.
+Kinds: http_status, transport, timeout, too_large, internal. In --jsonl mode each
+failed ID is a line {\"id\":ID,\"kind\":..,\"status\":..,\"error\":\"..\"} (status only
+for http_status) and there is no summary line. Ctrl-C, --deadline-ms, a result that
+cannot be written, and a --redis that cannot be reached (kind limiter) still end the
+run; the summary then adds \"user_id\" and \"error\" as the fail-fast line has them.
+
+--failures FILE lists each ID that failed for good, one such JSON object a line, as
+the failures come. Retry them with: jq -r .id FILE > retry.txt; fanout fetch ...
+--ids-file retry.txt.
+
+--shard INDEX/COUNT fetches only the IDs whose key hashes to INDEX: the key is the
+ID's decimal form, hashed with FNV-1a 64 then MurmurHash3's fmix64, modulo COUNT.
+Every process, on any machine and any version, splits the same input the same way.
+--shard auto/COUNT takes INDEX from $JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).
+The progress bar and the summary count this shard's IDs only.
 
 Exit status: 0 success, 1 a failed run, 2 a usage error (nothing on stdout),
 130 interrupted by Ctrl-C (a second Ctrl-C exits at once).
@@ -191,6 +215,24 @@ pub struct FetchArgs {
     /// Print one JSON line per ID as results arrive.
     #[arg(long)]
     pub jsonl: bool,
+
+    /// Try every ID: report each that fails for good and go on, then exit 1 if any
+    /// failed (see --help for the summary line). Without it, the first failure
+    /// stops the run.
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Write each ID that fails for good to FILE as a JSON line
+    /// {"id":..,"kind":..,"status":..,"error":".."}, to retry them later
+    /// (jq -r .id FILE gives an --ids-file).
+    #[arg(long, value_name = "FILE")]
+    pub failures: Option<PathBuf>,
+
+    /// Fetch only one part of the IDs: those whose decimal form hashes to INDEX of
+    /// COUNT parts, a split every process computes alike. auto/COUNT takes INDEX from
+    /// $JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "INDEX/COUNT", value_parser = ShardArg::parse)]
+    pub shard: Option<ShardArg>,
 
     /// Share the rate limit with every process that uses the same --limit-key on
     /// this Redis server (redis://HOST:PORT/): --rate and --burst are then the quota

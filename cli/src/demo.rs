@@ -76,7 +76,7 @@ pub fn run(args: &DemoArgs) -> Result<Outcome, UsageError> {
         plan: &plan,
         result: result.as_ref().map(|bodies| bodies.len()),
         elapsed,
-        client: delta(&base, &stats),
+        client: stats.since(&base),
         seen: &seen,
     };
     let (report, mut passed) = run.report();
@@ -164,19 +164,7 @@ fn build_client(plan: &Plan, template: &str) -> Result<FanOutClient, UsageError>
         Some((rate, burst)) => builder.rate(rate, burst),
         None => builder.no_rate_limit(),
     };
-    builder
-        .build()
-        .map_err(|e| UsageError::new(format!("invalid configuration: {e}")))
-}
-
-/// The client's counters during the measured run.
-fn delta(base: &Stats, now: &Stats) -> Stats {
-    let mut delta = *now;
-    delta.requests_sent = now.requests_sent.saturating_sub(base.requests_sent);
-    delta.retries = now.retries.saturating_sub(base.retries);
-    delta.succeeded = now.succeeded.saturating_sub(base.succeeded);
-    delta.failed = now.failed.saturating_sub(base.failed);
-    delta
+    builder.build().map_err(|e| UsageError::build(&e, None))
 }
 
 fn introduce(plan: &Plan, server: &DemoServer) -> String {

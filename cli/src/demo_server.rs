@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use testserver::{Answer, Bucket, Request, Response, Server};
 
+use crate::lock::lock;
+
 /// Arrival jitter the server forgives, as a strict but real API would.
 pub const TOLERANCE: Duration = Duration::from_millis(5);
 
@@ -115,9 +117,7 @@ impl DemoServer {
 
 impl Limits {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.state)
     }
 
     /// Judges one request against the limits, waits the latency, and answers it.

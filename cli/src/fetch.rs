@@ -1,5 +1,5 @@
-//! `fanout fetch`: every ID through the library, results to the chosen output,
-//! fail-fast.
+//! `fanout fetch`: every ID (of this shard) through the library, results to the
+//! chosen output, fail-fast or going on past failed IDs.
 
 use std::fs::File;
 use std::io::{self, BufReader, Write};
@@ -10,17 +10,24 @@ use std::time::Duration;
 use fanout::{CancelToken, ErrorKind, FanOutClient, FetchError, LimiterError, RedisGcra};
 
 use crate::args::FetchArgs;
+use crate::failures::{Failure, FailuresFile};
 use crate::ids::IdList;
 use crate::interrupt::Interrupt;
 use crate::output::{Mode, Output, WriteError};
 use crate::progress::Progress;
 use crate::sampler;
+use crate::shard;
 use crate::timeline::Timeline;
 use crate::{Outcome, UsageError};
 
 /// Runs `fanout fetch`.
 pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
     let ids = collect_ids(args)?;
+    let shard = args
+        .shard
+        .map(|arg| arg.resolve(std::env::var(shard::INDEX_VARIABLE).ok().as_deref()))
+        .transpose()
+        .map_err(UsageError)?;
     let quota = redis_quota(args)?;
     let mode = match (&args.out_dir, args.jsonl) {
         (Some(dir), _) => Mode::OutDir(dir.clone()),
@@ -42,7 +49,17 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
         }
     };
     let client = build_client(args, quota.clone())?;
+    // Created before the output directory, so that a path that cannot be created
+    // leaves nothing behind either.
+    let failures = args
+        .failures
+        .as_deref()
+        .map(FailuresFile::create)
+        .transpose()?;
     let mut output = Output::new(mode, io::stdout().lock())?;
+    if args.keep_going {
+        output.keep_going();
+    }
 
     // The deadline counts from here, once everything is ready.
     let token = match args.deadline_ms {
@@ -52,14 +69,21 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
     let interrupt = Interrupt::install(token);
 
     let base = client.stats();
-    let progress = Progress::start(ids.distinct_count(), base);
+    let progress = Progress::start_counting(|| ids.distinct_count_in(shard.as_ref()), base);
     let timeline = args
         .limits
         .timeline
         .as_ref()
         .map(|_| Timeline::new(args.limits.timeline_limits(), base));
     let (end, timeline) = sampler::observe(&client, progress, timeline, || {
-        drain(&client, &interrupt.token, &ids, &mut output)
+        let ids = ids
+            .iter()
+            .filter(|&id| shard.is_none_or(|s| s.holds_id(id)));
+        let policy = Policy {
+            keep_going: args.keep_going,
+            failures,
+        };
+        drain(&client, &interrupt.token, ids, policy, &mut output)
     });
 
     if let (Some(_), Some(quota)) = (args.redis_fallback_processes, &quota) {
@@ -84,34 +108,71 @@ enum End {
     Fetch(FetchError),
     /// A result could not be written.
     Write(WriteError),
+    /// The `--failures` file could not be written.
+    Failures(String),
 }
 
-/// Hands each result to `output` as it completes; stops at the first failure.
+/// What to do with an ID that fails for good.
+struct Policy {
+    /// Report it and go on (`--keep-going`) rather than stop.
+    keep_going: bool,
+    /// Where to list it (`--failures`).
+    failures: Option<FailuresFile>,
+}
+
+/// Hands each result to `output` as it completes; stops at the first failure unless
+/// told to keep going.
 fn drain<W: Write>(
     client: &FanOutClient,
     token: &CancelToken,
-    ids: &IdList,
+    ids: impl Iterator<Item = u64>,
+    mut policy: Policy,
     output: &mut Output<W>,
 ) -> End {
     // Returning drops the iterator, which abandons the rest of the call: IDs not yet
     // sent are never requested.
-    for item in client.fetch_iter_with(token, ids.iter()) {
-        match item {
-            Ok((id, body)) => {
-                if let Err(err) = output.body(id, &body) {
-                    return End::Write(err);
-                }
-            }
-            Err(err) => return End::Fetch(err),
+    for item in client.fetch_iter_with(token, ids) {
+        let err = match item {
+            Ok((id, body)) => match output.body(id, &body) {
+                Ok(()) => continue,
+                Err(err) => return End::Write(err),
+            },
+            Err(err) => err,
+        };
+        // No user ID: the whole run was stopped (Ctrl-C, deadline).
+        let Some(id) = err.user_id() else {
+            return End::Fetch(err);
+        };
+        let failure = Failure::new(id, &err);
+        if let Some(Err(message)) = policy.failures.as_mut().map(|f| f.write(&failure)) {
+            return End::Failures(message);
+        }
+        // A limiter that cannot answer would fail every ID left, none of them for
+        // anything of its own: it ends the run even when keeping going.
+        if !policy.keep_going || err.kind() == ErrorKind::Limiter {
+            return End::Fetch(err);
+        }
+        if let Err(err) = output.failed(failure) {
+            return End::Write(err);
         }
     }
-    End::Done
+    match policy.failures.map(FailuresFile::finish) {
+        Some(Err(message)) => End::Failures(message),
+        _ => End::Done,
+    }
 }
 
 /// Writes the last line and chooses the exit status.
 fn finish<W: Write>(end: End, output: Output<W>, interrupt: &Interrupt) -> Outcome {
     let (written, outcome) = match end {
-        End::Done => (output.success(), Outcome::Success),
+        End::Done => {
+            let outcome = if output.failed_count() == 0 {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            };
+            (output.success(), outcome)
+        }
         End::Fetch(err) => {
             let outcome = if err.kind() == ErrorKind::Cancelled && interrupt.fired() {
                 Outcome::Interrupted
@@ -123,6 +184,7 @@ fn finish<W: Write>(end: End, output: Output<W>, interrupt: &Interrupt) -> Outco
         End::Write(WriteError::File { id, message }) => {
             (output.failure(Some(id), &message), Outcome::Failure)
         }
+        End::Failures(message) => (output.failure(None, &message), Outcome::Failure),
         // Whoever read the stream stopped reading: nobody is left to tell.
         End::Write(WriteError::StdoutClosed) => return Outcome::Success,
         End::Write(WriteError::Stdout(err)) => {
@@ -234,13 +296,7 @@ fn build_client(
     builder
         .compression(!args.no_compression)
         .build()
-        .map_err(|e| {
-            let file = args.tls.file_at_fault(&e).map(|f| format!("{f}: "));
-            UsageError::new(format!(
-                "invalid configuration: {}{e}",
-                file.unwrap_or_default()
-            ))
-        })
+        .map_err(|e| UsageError::build(&e, args.tls.file_at_fault(&e)))
 }
 
 /// Splits `Name: value` at its first colon.

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{Receiver, Sender};
 use fanout::CancelToken;
 
+use crate::lock::lock;
+
 /// Ctrl-C as seen by one run: it cancels [`Interrupt::token`], and ends
 /// [`Interrupt::wait`].
 #[derive(Debug)]
@@ -35,9 +37,7 @@ impl Interrupt {
             }
             // Mark the interrupt before cancelling: the run, woken by the cancel,
             // asks `fired()` to tell Ctrl-C from any other cancellation.
-            if let Ok(mut guard) = sender.lock() {
-                guard.take();
-            }
+            lock(&sender).take();
             handler_token.cancel();
         });
         match installed {

@@ -5,6 +5,8 @@ use std::sync::Mutex;
 use indicatif::ProgressBar;
 use log::{Log, Metadata, Record};
 
+use crate::lock::lock;
+
 /// The progress bar on screen, if any; a log line hides it while it prints.
 static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
@@ -23,19 +25,12 @@ pub fn init(verbose: bool) {
 
 /// Shows `bar` until [`detach_bar`]; log lines are printed above it meanwhile.
 pub fn attach_bar(bar: &ProgressBar) {
-    *lock() = Some(bar.clone());
+    *lock(&ACTIVE_BAR) = Some(bar.clone());
 }
 
 /// Forgets the bar given to [`attach_bar`].
 pub fn detach_bar() {
-    *lock() = None;
-}
-
-fn lock() -> std::sync::MutexGuard<'static, Option<ProgressBar>> {
-    // The slot holds no invariant a panic could break.
-    ACTIVE_BAR
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    *lock(&ACTIVE_BAR) = None;
 }
 
 struct BarAwareLogger {
@@ -52,7 +47,7 @@ impl Log for BarAwareLogger {
             return;
         }
         // Clone out of the lock: the bar's own lock must not nest inside ours.
-        let bar = lock().clone();
+        let bar = lock(&ACTIVE_BAR).clone();
         match bar {
             Some(bar) => bar.suspend(|| self.inner.log(record)),
             None => self.inner.log(record),

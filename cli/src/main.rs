@@ -9,13 +9,16 @@
 mod args;
 mod demo;
 mod demo_server;
+mod failures;
 mod fetch;
 mod ids;
 mod interrupt;
+mod lock;
 mod logging;
 mod output;
 mod progress;
 mod sampler;
+mod shard;
 mod timeline;
 mod tls;
 
@@ -23,6 +26,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
+use fanout::BuildError;
 
 use crate::args::{Cli, Command};
 
@@ -48,8 +52,9 @@ impl Outcome {
     }
 }
 
-/// Arguments that parse but cannot be used: a bad ID file, a refused configuration.
-/// Exits 2, like clap's own usage errors, with nothing on stdout.
+/// Arguments that parse but cannot be used: a bad ID file, a refused configuration, a
+/// client whose threads the system would not start. Exits 2, like clap's own usage
+/// errors, with nothing on stdout.
 #[derive(Debug)]
 pub struct UsageError(pub String);
 
@@ -57,6 +62,26 @@ impl UsageError {
     /// A usage error with this message.
     pub fn new(message: impl Into<String>) -> Self {
         UsageError(message.into())
+    }
+
+    /// Why the library built no client. For a refused configuration, `at_fault` (such
+    /// as the file it read) goes before the reason.
+    pub fn build(error: &BuildError, at_fault: Option<String>) -> Self {
+        if let BuildError::Config(config) = error {
+            let at_fault = at_fault.map(|what| format!("{what}: "));
+            return UsageError(format!(
+                "invalid configuration: {}{config}",
+                at_fault.unwrap_or_default()
+            ));
+        }
+        // Such as the system's reason for refusing a thread.
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        UsageError(message)
     }
 }
 
@@ -82,5 +107,28 @@ fn main() -> ExitCode {
             let _ = writeln!(io::stderr(), "error: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fanout::ConfigError;
+
+    #[test]
+    fn a_refused_configuration_names_what_is_at_fault_first() {
+        let error = BuildError::from(ConfigError::ZeroBurst);
+        let UsageError(message) = UsageError::build(&error, Some("--rate".into()));
+        assert_eq!(
+            message,
+            "invalid configuration: --rate: burst must be at least 1"
+        );
+    }
+
+    #[test]
+    fn a_refused_thread_says_why_and_is_no_configuration_error() {
+        let error = BuildError::Spawn(io::Error::other("no threads left"));
+        let UsageError(message) = UsageError::build(&error, None);
+        assert_eq!(message, "cannot start worker thread: no threads left");
     }
 }

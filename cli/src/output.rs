@@ -1,6 +1,7 @@
 //! Where `fanout fetch` puts results: a one-line JSON summary, files in a directory,
 //! or a stream of JSON lines.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use crate::UsageError;
+use crate::failures::Failure;
 
 /// What to do with each body.
 #[derive(Debug, Clone)]
@@ -55,6 +57,12 @@ pub struct Output<W: Write> {
     count: u64,
     bytes: u64,
     redis_fallback_requests: Option<u64>,
+    /// `--keep-going`: the summary of a stopped run counts what was done.
+    keep_going: bool,
+    failed: u64,
+    /// Sorted, so the line is the same for the same failures.
+    failures_by_kind: BTreeMap<&'static str, u64>,
+    first_failure: Option<Failure>,
 }
 
 #[derive(Serialize)]
@@ -73,6 +81,28 @@ struct SummaryFailed<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     redis_fallback_requests: Option<u64>,
+}
+
+/// The summary of a `--keep-going` run that had failures or was stopped.
+#[derive(Serialize)]
+struct SummaryKeptGoing<'a> {
+    ok: bool,
+    count: u64,
+    bytes: u64,
+    failed: u64,
+    failures_by_kind: &'a BTreeMap<&'static str, u64>,
+    first_failure: Option<&'a Failure>,
+    #[serde(flatten)]
+    stopped: Option<Stopped<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis_fallback_requests: Option<u64>,
+}
+
+/// Why a run ended before every ID was tried, as the fail-fast line says it.
+#[derive(Serialize)]
+struct Stopped<'a> {
+    user_id: Option<u64>,
+    error: &'a str,
 }
 
 #[derive(Serialize)]
@@ -113,7 +143,17 @@ impl<W: Write> Output<W> {
             count: 0,
             bytes: 0,
             redis_fallback_requests: None,
+            keep_going: false,
+            failed: 0,
+            failures_by_kind: BTreeMap::new(),
+            first_failure: None,
         }
+    }
+
+    /// Reports failed IDs as they come and goes on (`--keep-going`): the summary
+    /// counts them, and the summary of a stopped run counts what was done.
+    pub fn keep_going(&mut self) {
+        self.keep_going = true;
     }
 
     /// Ends a run that failed before its first request, with the line
@@ -155,15 +195,39 @@ impl<W: Write> Output<W> {
         Ok(())
     }
 
-    /// Ends a run in which every ID was handled.
+    /// Handles an ID that failed for good in a `--keep-going` run: counted, and in
+    /// `--jsonl` mode printed as its own line.
+    pub fn failed(&mut self, failure: Failure) -> Result<(), WriteError> {
+        if let Mode::Jsonl = self.mode {
+            self.out
+                .write_all(&to_line(&failure))
+                .map_err(WriteError::from_stdout)?;
+        }
+        self.failed += 1;
+        *self.failures_by_kind.entry(failure.kind).or_default() += 1;
+        self.first_failure.get_or_insert(failure);
+        Ok(())
+    }
+
+    /// How many IDs [`failed`](Self::failed).
+    pub fn failed_count(&self) -> u64 {
+        self.failed
+    }
+
+    /// Ends a run in which every ID was tried: `ok` unless some
+    /// [`failed`](Self::failed).
     pub fn success(mut self) -> Result<(), WriteError> {
         if !matches!(self.mode, Mode::Jsonl) {
-            let line = to_line(&SummaryOk {
-                ok: true,
-                count: self.count,
-                bytes: self.bytes,
-                redis_fallback_requests: self.redis_fallback_requests,
-            });
+            let line = if self.failed == 0 {
+                to_line(&SummaryOk {
+                    ok: true,
+                    count: self.count,
+                    bytes: self.bytes,
+                    redis_fallback_requests: self.redis_fallback_requests,
+                })
+            } else {
+                self.kept_going_line(None)
+            };
             self.out.write_all(&line).map_err(WriteError::from_stdout)?;
         }
         self.out.flush().map_err(WriteError::from_stdout)
@@ -174,6 +238,9 @@ impl<W: Write> Output<W> {
     pub fn failure(mut self, user_id: Option<u64>, error: &str) -> Result<(), WriteError> {
         let line = match self.mode {
             Mode::Jsonl => to_line(&LineFailed { id: user_id, error }),
+            Mode::Summary | Mode::OutDir(_) if self.keep_going => {
+                self.kept_going_line(Some(Stopped { user_id, error }))
+            }
             Mode::Summary | Mode::OutDir(_) => to_line(&SummaryFailed {
                 ok: false,
                 user_id,
@@ -186,8 +253,24 @@ impl<W: Write> Output<W> {
     }
 }
 
+impl<W: Write> Output<W> {
+    fn kept_going_line(&self, stopped: Option<Stopped<'_>>) -> Vec<u8> {
+        to_line(&SummaryKeptGoing {
+            ok: false,
+            count: self.count,
+            bytes: self.bytes,
+            failed: self.failed,
+            failures_by_kind: &self.failures_by_kind,
+            first_failure: self.first_failure.as_ref(),
+            stopped,
+            redis_fallback_requests: self.redis_fallback_requests,
+        })
+    }
+}
+
 fn to_line(value: &impl Serialize) -> Vec<u8> {
-    // These structs hold only strings and numbers, which always serialize.
+    // These structs hold only strings, numbers and maps keyed by strings, which
+    // always serialize.
     let mut line = serde_json::to_vec(value).unwrap_or_default();
     line.push(b'\n');
     line
@@ -322,6 +405,78 @@ mod tests {
             .collect();
         assert_eq!(names, ["5"]);
         assert_eq!(out, b"{\"ok\":true,\"count\":2,\"bytes\":11}\n");
+    }
+
+    fn failure(id: u64, kind: &'static str, status: Option<u16>) -> Failure {
+        Failure {
+            id,
+            kind,
+            status,
+            error: format!("user {id}: failed"),
+        }
+    }
+
+    #[test]
+    fn kept_going_summary_counts_failures_by_kind_and_names_the_first() {
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.keep_going();
+        output.body(1, b"abc").unwrap();
+        output.failed(failure(2, "http_status", Some(404))).unwrap();
+        output.failed(failure(3, "timeout", None)).unwrap();
+        output.failed(failure(4, "http_status", Some(500))).unwrap();
+        assert_eq!(output.failed_count(), 3);
+        output.success().unwrap();
+        assert_eq!(
+            lines(&out),
+            ["{\"ok\":false,\"count\":1,\"bytes\":3,\"failed\":3,\
+              \"failures_by_kind\":{\"http_status\":2,\"timeout\":1},\
+              \"first_failure\":{\"id\":2,\"kind\":\"http_status\",\"status\":404,\
+              \"error\":\"user 2: failed\"}}"]
+        );
+    }
+
+    #[test]
+    fn kept_going_without_failures_is_the_plain_success_line() {
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.keep_going();
+        output.body(1, b"abc").unwrap();
+        output.success().unwrap();
+        assert_eq!(out, b"{\"ok\":true,\"count\":1,\"bytes\":3}\n");
+    }
+
+    #[test]
+    fn a_stopped_kept_going_run_counts_what_was_done() {
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.keep_going();
+        output.body(1, b"abc").unwrap();
+        output.failure(None, "deadline exceeded").unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"ok\":false,\"count\":1,\"bytes\":3,\"failed\":0,\"failures_by_kind\":{},\
+              \"first_failure\":null,\"user_id\":null,\"error\":\"deadline exceeded\"}"
+            ]
+        );
+    }
+
+    #[test]
+    fn jsonl_prints_each_failure_and_no_summary() {
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
+        output.keep_going();
+        output.body(1, b"x").unwrap();
+        output.failed(failure(2, "http_status", Some(404))).unwrap();
+        output.success().unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"id\":1,\"bytes\":1,\"body\":\"x\"}",
+                "{\"id\":2,\"kind\":\"http_status\",\"status\":404,\"error\":\"user 2: failed\"}",
+            ]
+        );
     }
 
     #[test]

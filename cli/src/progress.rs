@@ -26,9 +26,16 @@ pub struct Progress {
 impl Progress {
     /// A bar for `total` IDs, or `None` when stderr is not a terminal.
     pub fn start(total: u64, base: Stats) -> Option<Progress> {
+        Self::start_counting(|| total, base)
+    }
+
+    /// A bar for `total()` IDs, or `None` when stderr is not a terminal (and
+    /// `total`, which may take a while for a shard of many IDs, is not called).
+    pub fn start_counting(total: impl FnOnce() -> u64, base: Stats) -> Option<Progress> {
         if !std::io::stderr().is_terminal() {
             return None;
         }
+        let total = total();
         let style = ProgressStyle::with_template(
             "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} IDs  {msg}  ETA {eta}",
         )
@@ -46,9 +53,9 @@ impl Progress {
 
     /// Shows the state in `stats`, sampled at `now`.
     pub fn update(&mut self, now: Instant, stats: &Stats) {
-        let done =
-            (stats.succeeded + stats.failed).saturating_sub(self.base.succeeded + self.base.failed);
-        let sent = stats.requests_sent.saturating_sub(self.base.requests_sent);
+        let run = stats.since(&self.base);
+        let done = run.succeeded + run.failed;
+        let sent = run.requests_sent;
         self.recent.push_back((now, sent));
         while self
             .recent
@@ -66,8 +73,8 @@ impl Progress {
         self.bar.set_position(done);
         self.bar.set_message(format!(
             "{per_second:.1} req/s  {} in flight{}",
-            stats.in_flight,
-            throttled(stats, &self.base)
+            run.in_flight,
+            throttled(&run)
         ));
     }
 }
@@ -81,9 +88,9 @@ impl Drop for Progress {
 }
 
 /// What the bar says when the server holds the run back: its pause, or the rate the
-/// client slowed to and why, and how many answers were throttled.
-fn throttled(stats: &Stats, base: &Stats) -> String {
-    let refused = stats.throttled.saturating_sub(base.throttled);
+/// client slowed to and why, and how many answers of the run were throttled.
+fn throttled(stats: &Stats) -> String {
+    let refused = stats.throttled;
     let rate = match (stats.rate_source, stats.effective_rate) {
         (RateSource::Configured, _) | (_, None) => None,
         (source, Some(rate)) => Some(format!(
@@ -109,17 +116,19 @@ mod tests {
 
     #[test]
     fn the_bar_says_when_and_how_the_server_throttles() {
-        let base = Stats::default();
-        assert_eq!(throttled(&Stats::default(), &base), "");
-        let mut stats = Stats::default();
-        stats.throttled = 3;
+        assert_eq!(throttled(&Stats::default()), "");
+        // Two answers were throttled before the run began.
+        let mut base = Stats::default();
+        base.throttled = 2;
+        let mut stats = base;
+        stats.throttled = 5;
         stats.rate_source = RateSource::Adapted;
         stats.effective_rate = Some(fanout::Rate::per_second(12).unwrap());
         assert_eq!(
-            throttled(&stats, &base),
+            throttled(&stats.since(&base)),
             "  THROTTLED: 12.00/s (adapted to 429s), 3 refused"
         );
         stats.paused = true;
-        assert!(throttled(&stats, &base).contains("paused by the server"));
+        assert!(throttled(&stats.since(&base)).contains("paused by the server"));
     }
 }

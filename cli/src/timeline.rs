@@ -76,7 +76,7 @@ impl Timeline {
     pub fn record(&mut self, at: Duration, stats: &Stats) {
         let sample = Sample {
             at,
-            started: stats.requests_sent.saturating_sub(self.base.requests_sent),
+            started: stats.since(&self.base).requests_sent,
             in_flight: stats.in_flight,
         };
         self.latest = Some(sample);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use fanout::{ConfigError, FanOutClientBuilder};
+use fanout::{BuildError, ConfigError, FanOutClientBuilder};
 
 use crate::UsageError;
 
@@ -55,7 +55,10 @@ impl TlsArgs {
 
     /// The flag and file that `error` is about, such as `--cacert ca.pem`, if it is
     /// about one of them.
-    pub fn file_at_fault(&self, error: &ConfigError) -> Option<String> {
+    pub fn file_at_fault(&self, error: &BuildError) -> Option<String> {
+        let BuildError::Config(error) = error else {
+            return None;
+        };
         let (flag, path) = match error {
             ConfigError::InvalidRootCertificates(_) => ("--cacert", self.cacert.as_ref()?),
             ConfigError::InvalidClientCertificate(_) => ("--cert", self.cert.as_ref()?),

@@ -2,17 +2,8 @@
 
 mod common;
 
-use std::sync::Mutex;
-
-use common::fanout;
+use common::{fanout, serial};
 use predicates::prelude::*;
-
-/// The demos measure timing on a small machine: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 #[test]
 fn small_demo_sees_no_violation() {

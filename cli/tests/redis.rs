@@ -4,10 +4,9 @@
 mod common;
 
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{QuotaConfig, QuotaServer, RedisServer, Reply, TestServer};
+use common::{QuotaConfig, QuotaServer, RedisServer, Reply, TestServer, serial};
 
 const RATE: u64 = 10;
 const BURST: u64 = 20;
@@ -18,13 +17,6 @@ const BURST: u64 = 20;
 /// to hide processes that each keep their own bucket: four of them would send 60
 /// requests over the quota in the first instant.
 const TOLERANCE: Duration = Duration::from_millis(50);
-
-/// These tests time several processes on a small machine: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A server that enforces `RATE` with bursts of `BURST` on arrivals, as a strict API
 /// would, answering 429 to any request over it.

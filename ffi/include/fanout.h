@@ -46,6 +46,8 @@ enum fanout_status
   // The rate limiter could not answer, such as a shared limiter whose store is
   // unreachable.
   FANOUT_STATUS_LIMITER = 10,
+  // The system refused what the client needs, such as a worker thread.
+  FANOUT_STATUS_SYSTEM = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -124,7 +126,8 @@ void fanout_cancel_free(struct fanout_cancel *cancel);
 // success `*out` is the client (free it with `fanout_client_free`); on failure
 // `*out` is NULL and `*err`, if `err` is not NULL, explains (free it with
 // `fanout_error_free`). A configuration the library refuses returns
-// `FANOUT_STATUS_INVALID_ARGUMENT`. The configuration can be freed or reused after.
+// `FANOUT_STATUS_INVALID_ARGUMENT`; worker threads the system will not start,
+// `FANOUT_STATUS_SYSTEM`. The configuration can be freed or reused after.
 //
 // Any thread.
 //

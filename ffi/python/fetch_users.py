@@ -31,6 +31,7 @@ STATUS_NAMES = {
     8: "deadline exceeded",
     9: "internal",
     10: "limiter",
+    11: "system",
 }
 OK = 0
 NO_TIMEOUT = 2**64 - 1

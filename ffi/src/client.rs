@@ -22,7 +22,8 @@ pub struct FanoutClient {
 /// success `*out` is the client (free it with `fanout_client_free`); on failure
 /// `*out` is NULL and `*err`, if `err` is not NULL, explains (free it with
 /// `fanout_error_free`). A configuration the library refuses returns
-/// `FANOUT_STATUS_INVALID_ARGUMENT`. The configuration can be freed or reused after.
+/// `FANOUT_STATUS_INVALID_ARGUMENT`; worker threads the system will not start,
+/// `FANOUT_STATUS_SYSTEM`. The configuration can be freed or reused after.
 ///
 /// Any thread.
 ///

@@ -2,7 +2,7 @@
 
 use std::ffi::{CString, c_char};
 
-use fanout::{ConfigError, ErrorKind, FetchError};
+use fanout::{BuildError, ConfigError, ErrorKind, FetchError};
 
 use crate::handle::{free, live};
 use crate::out::Out;
@@ -37,6 +37,8 @@ pub enum FanoutStatus {
     /// The rate limiter could not answer, such as a shared limiter whose store is
     /// unreachable.
     Limiter = 10,
+    /// The system refused what the client needs, such as a worker thread.
+    System = 11,
 }
 
 impl From<ErrorKind> for FanoutStatus {
@@ -101,6 +103,25 @@ impl From<FetchError> for FanoutError {
 impl From<ConfigError> for FanoutError {
     fn from(e: ConfigError) -> Self {
         FanoutError::invalid(e.to_string())
+    }
+}
+
+impl From<BuildError> for FanoutError {
+    fn from(e: BuildError) -> Self {
+        let kind = match &e {
+            BuildError::Config(_) => FanoutStatus::InvalidArgument,
+            BuildError::Spawn(_) => FanoutStatus::System,
+            // Any kind a newer library adds.
+            _ => FanoutStatus::Internal,
+        };
+        // C gets one line: the system's reason follows ours.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        FanoutError::new(kind, message)
     }
 }
 
@@ -200,6 +221,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_thread_the_system_refuses_is_not_an_invalid_argument() {
+        let refused = std::io::Error::other("no threads left");
+        let error = FanoutError::from(fanout::BuildError::Spawn(refused));
+        assert_eq!(error.kind(), FanoutStatus::System);
+        assert_eq!(
+            error.message.to_str().unwrap(),
+            "cannot start worker thread: no threads left"
+        );
+
+        let config = FanoutError::from(fanout::BuildError::from(ConfigError::ZeroBurst));
+        assert_eq!(config.kind(), FanoutStatus::InvalidArgument);
+        assert_eq!(config.message.to_str().unwrap(), "burst must be at least 1");
+    }
+
+    #[test]
     fn the_message_of_a_failed_fetch_says_why() {
         // Bound, then closed: nothing listens on this port.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -211,7 +247,7 @@ mod tests {
             .max_attempts(1)
             .build()
             .unwrap();
-        let error = FanoutError::from(client.fetch_all(&[5]).unwrap_err());
+        let error = FanoutError::from(client.fetch_all([5]).unwrap_err());
         // SAFETY: `error` is live for the whole test.
         let message = unsafe { fanout_error_message(&error) };
         // SAFETY: the message of a live error is a C string that lives as long as it.

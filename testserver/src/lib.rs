@@ -11,6 +11,7 @@
 //! - [`Server`] answers each request with a [`Handler`]; [`Server::start`] (also
 //!   called [`TestServer`]) answers canned [`Reply`]s by the ID in the path.
 //! - [`QuotaServer`] is a rate-limited API judged by a [`Bucket`].
+//! - [`worst_window_excess`] holds the arrivals a server saw against a token bucket.
 //! - [`RecordingServer`] keeps every request head; [`raw_server`] hands over whole
 //!   connections.
 //! - With the `full` feature: [`TlsServer`] (rustls, and a CA of the test's own from
@@ -26,6 +27,7 @@
 
 mod bucket;
 pub mod http1;
+mod pacing;
 mod quota;
 mod raw;
 mod recording;
@@ -41,6 +43,7 @@ mod tls;
 
 pub use bucket::{Bucket, QuotaHeaders};
 pub use http1::Response;
+pub use pacing::{ARRIVAL_JITTER, arrival_times, worst_window_excess};
 pub use quota::{QuotaArrival, QuotaConfig, QuotaServer, RetryAfterForm, http_date};
 pub use raw::{raw_server, read_request_head};
 pub use recording::{RecordingServer, Seen, response};

@@ -2,6 +2,7 @@
 //! servers (the `testserver` crate, which the library's tests use too).
 #![allow(dead_code)] // each test file uses a different part of the helpers below
 
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 #[allow(unused_imports)] // the demo's tests start no server of their own
@@ -43,4 +44,13 @@ pub fn echo_server() -> TestServer {
 /// The body the echo server answers for `id`.
 pub fn body_of(id: u64) -> String {
     format!("user-{id}")
+}
+
+/// Holds the tests of one file that time runs or count 429s on this small machine to
+/// one at a time. A test that failed while holding it does not stop the others.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

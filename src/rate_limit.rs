@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cancel::{Signals, Stop};
+use crate::error::ConfigError;
 use crate::limiter::{Limiter, LimiterError, TokenBucket, TryTake};
 use crate::quota_headers::ServerQuota;
 use crate::rate::Rate;
@@ -55,13 +56,20 @@ pub(crate) struct RateLimit {
 
 impl RateLimit {
     /// The limit `config` asks for, listening to the server (adapting to 429s when
-    /// `adaptive`); `None` for a rate or burst of 0. `workers` bounds slow start when
+    /// `adaptive`); an error for a rate or burst of 0. `workers` bounds slow start when
     /// no burst is configured.
-    pub(crate) fn new(config: &RateLimitConfig, adaptive: bool, workers: usize) -> Option<Self> {
+    pub(crate) fn new(
+        config: &RateLimitConfig,
+        adaptive: bool,
+        workers: usize,
+    ) -> Result<Self, ConfigError> {
         let limiter: Option<Arc<dyn Limiter>> = match config {
             RateLimitConfig::Unlimited => None,
             RateLimitConfig::Limited { rate, burst } => {
-                Some(Arc::new(TokenBucket::new((*rate)?, *burst).ok()?))
+                let rate = rate.ok_or(ConfigError::ZeroRate)?;
+                // A burst of 0 is the only bucket `TokenBucket::new` refuses.
+                let bucket = TokenBucket::new(rate, *burst).map_err(|_| ConfigError::ZeroBurst)?;
+                Some(Arc::new(bucket))
             }
             RateLimitConfig::Custom(limiter) => Some(Arc::clone(limiter)),
         };
@@ -78,7 +86,7 @@ impl RateLimit {
             adaptive,
             shared: limiter.as_ref().is_some_and(|l| l.is_shared()),
         };
-        Some(Self::with_limiter(limiter, settings))
+        Ok(Self::with_limiter(limiter, settings))
     }
 
     pub(crate) fn with_limiter(limiter: Option<Arc<dyn Limiter>>, settings: Settings) -> Self {
@@ -180,7 +188,7 @@ impl RateLimit {
 mod tests {
     use super::*;
     use crate::cancel::CancelToken;
-    use ratelimit::Clock;
+    use crate::limiter::Clock;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     impl RateLimit {

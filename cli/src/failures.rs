@@ -1,0 +1,128 @@
+//! Failed IDs as records: the JSON object `--failures FILE`, `--jsonl` and the
+//! `--keep-going` summary share, and the file that lists them for a retry.
+
+use std::fs::File;
+use std::io::{self, LineWriter, Write};
+use std::path::{Path, PathBuf};
+
+use fanout::{ErrorKind, FetchError};
+use serde::Serialize;
+
+use crate::UsageError;
+
+/// One ID that failed for good: `{"id":7,"kind":"http_status","status":404,"error":"..."}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// The ID.
+    pub id: u64,
+    /// What kind of failure, by [`kind_name`].
+    pub kind: &'static str,
+    /// The HTTP status, when the server answered one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The library's message.
+    pub error: String,
+}
+
+impl Failure {
+    /// The record of `err`, which concerns `id`.
+    pub fn new(id: u64, err: &FetchError) -> Self {
+        Failure {
+            id,
+            kind: kind_name(err.kind()),
+            status: err.status(),
+            error: err.to_string(),
+        }
+    }
+}
+
+/// The name a kind of failure goes by in JSON: the C API's `FANOUT_STATUS_*` names,
+/// in lower case.
+pub fn kind_name(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Status => "http_status",
+        ErrorKind::Transport => "transport",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::TooLarge => "too_large",
+        ErrorKind::Cancelled => "cancelled",
+        ErrorKind::DeadlineExceeded => "deadline_exceeded",
+        ErrorKind::Limiter => "limiter",
+        // Internal, and any kind a newer library adds, as the C API maps them.
+        _ => "internal",
+    }
+}
+
+/// `--failures FILE`: one [`Failure`] per line, written as each failure comes.
+#[derive(Debug)]
+pub struct FailuresFile {
+    path: PathBuf,
+    // Line-buffered: failures are few, and a crash loses none already reported.
+    file: LineWriter<File>,
+}
+
+impl FailuresFile {
+    /// Creates (or empties) the file: a usage error if that fails, before any request.
+    pub fn create(path: &Path) -> Result<Self, UsageError> {
+        let file = File::create(path).map_err(|e| {
+            UsageError::new(format!("cannot create --failures {}: {e}", path.display()))
+        })?;
+        Ok(FailuresFile {
+            path: path.to_path_buf(),
+            file: LineWriter::new(file),
+        })
+    }
+
+    /// Appends one failure; the message names the file.
+    pub fn write(&mut self, failure: &Failure) -> Result<(), String> {
+        let mut line = serde_json::to_vec(failure).unwrap_or_default();
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(|e| self.failed(e))
+    }
+
+    /// Flushes what is left, at the end of the run.
+    pub fn finish(mut self) -> Result<(), String> {
+        self.file.flush().map_err(|e| self.failed(e))
+    }
+
+    fn failed(&self, e: io::Error) -> String {
+        format!("cannot write --failures {}: {e}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_one_json_line_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("failed.jsonl");
+        let mut file = FailuresFile::create(&path).unwrap();
+        let failure = Failure {
+            id: 7,
+            kind: "http_status",
+            status: Some(404),
+            error: "user 7: http status 404".into(),
+        };
+        file.write(&failure).unwrap();
+        let failure = Failure {
+            id: 8,
+            kind: "timeout",
+            status: None,
+            error: "user 8: timed out".into(),
+        };
+        file.write(&failure).unwrap();
+        file.finish().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":7,\"kind\":\"http_status\",\"status\":404,\"error\":\"user 7: http status 404\"}\n\
+             {\"id\":8,\"kind\":\"timeout\",\"error\":\"user 8: timed out\"}\n"
+        );
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_created_is_a_usage_error() {
+        let err = FailuresFile::create(Path::new("/nonexistent/failed.jsonl")).unwrap_err();
+        assert!(err.0.contains("--failures"), "{}", err.0);
+    }
+}
