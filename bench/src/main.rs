@@ -10,7 +10,6 @@
 
 mod plain;
 mod server;
-mod tls;
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -194,12 +193,12 @@ fn print_sample(side: &str, sample: &Sample, n: u64) {
 /// closes our stdin. Prints both addresses, then the PEM of the CA to trust.
 fn serve() -> BenchResult<()> {
     let server = Server::start()?;
-    let tls = tls::Tls::generate()?;
-    let tls_server = Server::start_tls(tls.config)?;
+    let tls_server = Server::start_tls()?;
+    let ca_pem = tls_server.ca_pem().ok_or("the TLS server has no CA")?;
     let mut stdout = std::io::stdout();
     writeln!(stdout, "{}", server.addr())?;
     writeln!(stdout, "{}", tls_server.addr())?;
-    write!(stdout, "{}", tls.ca_pem)?;
+    write!(stdout, "{ca_pem}")?;
     stdout.flush()?;
     // Returns at EOF: the parent finished, or died.
     let _ = std::io::stdin().read_to_end(&mut Vec::new());

@@ -28,6 +28,8 @@
 mod bucket;
 pub mod http1;
 mod pacing;
+#[cfg(feature = "full")]
+mod process;
 mod quota;
 mod raw;
 mod recording;

@@ -1,9 +1,11 @@
 //! A redis-server of the test's own on 127.0.0.1, for the shared rate limit's tests.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::process::{installed, on_a_free_port};
 
 /// A running redis-server on a port of its own, with no persistence; stopped on drop.
 #[derive(Debug)]
@@ -17,34 +19,10 @@ impl RedisServer {
     /// `FANOUT_REQUIRE_REDIS` set (as `.ci/run` does), a missing server is a failure
     /// instead, so that CI cannot skip these tests.
     pub fn start() -> Option<Self> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
-            assert!(
-                std::env::var_os("FANOUT_REQUIRE_REDIS").is_none(),
-                "FANOUT_REQUIRE_REDIS is set but redis-server is not installed"
-            );
-            eprintln!("redis-server is not installed: skipping this test");
+        if !installed("redis-server", "--version", "FANOUT_REQUIRE_REDIS") {
             return None;
         }
-        // Tests run in parallel, and a port the system handed out and took back may
-        // be handed to another test too: retry until the server answering is ours.
-        for _ in 0..20 {
-            if let Some(server) = Self::start_on_a_free_port() {
-                return Some(server);
-            }
-        }
-        panic!("redis-server did not start on any of 20 ports");
-    }
-
-    fn start_on_a_free_port() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Self::start_on(port)
+        Some(on_a_free_port("redis-server", Self::start_on))
     }
 
     /// Starts a server on `port`; `None` if another process has it.

@@ -1,10 +1,12 @@
 //! A tinyproxy of the test's own on 127.0.0.1, for the proxy tests.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::process::{installed, on_a_free_port};
 
 /// A running tinyproxy on a port of its own, logging each connection to a file of
 /// its own; stopped on drop.
@@ -21,32 +23,14 @@ impl TinyProxy {
     /// `FANOUT_REQUIRE_TINYPROXY` set (as `.ci/run` does), a missing proxy is a failure
     /// instead, so that CI cannot skip these tests.
     pub fn start() -> Option<Self> {
-        let installed = Command::new("tinyproxy")
-            .arg("-v")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
-            assert!(
-                std::env::var_os("FANOUT_REQUIRE_TINYPROXY").is_none(),
-                "FANOUT_REQUIRE_TINYPROXY is set but tinyproxy is not installed"
-            );
-            eprintln!("tinyproxy is not installed: skipping this test");
+        if !installed("tinyproxy", "-v", "FANOUT_REQUIRE_TINYPROXY") {
             return None;
         }
-        // As for the Redis server: retry until the proxy answering is ours.
-        for _ in 0..20 {
-            if let Some(proxy) = Self::start_on_a_free_port() {
-                return Some(proxy);
-            }
-        }
-        panic!("tinyproxy did not start on any of 20 ports");
+        Some(on_a_free_port("tinyproxy", Self::start_on))
     }
 
-    fn start_on_a_free_port() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+    /// Starts a proxy on `port`; `None` if another process has it.
+    fn start_on(port: u16) -> Option<Self> {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let log = dir.path().join("tinyproxy.log");
         // The statistics page, served for StatHost, carries a mark of this instance.

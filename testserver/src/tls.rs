@@ -2,7 +2,7 @@
 //! rustls on 127.0.0.1; optionally a server certificate for the wrong name, an
 //! expired one, or a required client certificate.
 
-use std::io::Read;
+use std::io::{self, Read};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection};
 
 use crate::reply::Reply;
-use crate::server::{Request, Serve, Server, Shared, lock, serve_http};
+use crate::server::{Builder, Handler, Request, Serve, Server, Shared, lock, serve_http};
 
 /// A certificate authority that exists for one test.
 pub struct TestCa {
@@ -136,62 +136,11 @@ impl TlsServer {
         config: TlsServerConfig,
         handler: impl Fn(Option<u64>) -> Reply + Send + Sync + 'static,
     ) -> Self {
-        let ca = TestCa::new("fanout test CA");
-        let leaf = ca.server_cert(&config.names, config.expired);
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions");
-        let builder = if config.require_client_cert {
-            let mut roots = RootCertStore::empty();
-            roots.add(ca.cert.der().clone()).expect("CA as a root");
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .expect("client verifier");
-            builder.with_client_cert_verifier(verifier)
-        } else {
-            builder.with_no_client_auth()
-        };
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone()));
-        let tls = Arc::new(
-            builder
-                .with_single_cert(vec![leaf.cert_der.clone()], key)
-                .expect("server certificate"),
-        );
-
-        let refused = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&refused);
-        let delay = config.handshake_delay;
-        let serve = move |shared: &Shared, tcp: TcpStream| {
-            let _ = tcp.set_nodelay(true);
-            let Ok(peer) = tcp.peer_addr() else { return };
-            let conn = ServerConnection::new(Arc::clone(&tls)).expect("server connection");
-            let mut stream = rustls::StreamOwned::new(conn, tcp);
-            if !delay.is_zero() {
-                // A test server may sleep: it plays a slow handshake.
-                std::thread::sleep(delay);
-            }
-            // The handshake first, so that a refused client is seen here.
-            while stream.conn.is_handshaking() {
-                if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
-                    lock(&seen).push(e.to_string());
-                    drain(&mut stream.sock);
-                    return;
-                }
-            }
-            serve_http(shared, stream, peer);
-        };
         let answer = move |request: &Request<'_>| handler(request.id()).answer(request);
-        let serve: Arc<Serve> = Arc::new(serve);
-        let server = Server::builder()
+        Server::builder()
             .record_arrivals()
-            .start_serving(Box::new(answer), serve)
-            .expect("start the TLS test server");
-        TlsServer {
-            server,
-            ca,
-            refused,
-        }
+            .start_tls(config, answer)
+            .expect("start the TLS test server")
     }
 
     /// `https://127.0.0.1:PORT/users/{id}`
@@ -236,6 +185,74 @@ impl std::fmt::Debug for TlsServer {
         f.debug_struct("TlsServer")
             .field("server", &self.server)
             .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Starts the server behind TLS as `config` says, with a CA of its own; `handler`
+    /// answers every request.
+    ///
+    /// # Panics
+    /// If rcgen or rustls cannot make the CA, the certificate or the configuration.
+    pub fn start_tls(
+        self,
+        config: TlsServerConfig,
+        handler: impl Handler,
+    ) -> io::Result<TlsServer> {
+        let ca = TestCa::new("fanout test CA");
+        let leaf = ca.server_cert(&config.names, config.expired);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions");
+        let builder = if config.require_client_cert {
+            let mut roots = RootCertStore::empty();
+            roots.add(ca.cert.der().clone()).expect("CA as a root");
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone()));
+        let tls = Arc::new(
+            builder
+                .with_single_cert(vec![leaf.cert_der.clone()], key)
+                .expect("server certificate"),
+        );
+
+        let refused = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&refused);
+        let delay = config.handshake_delay;
+        let serve = move |shared: &Shared, tcp: TcpStream| {
+            let _ = tcp.set_nodelay(true);
+            let Ok(peer) = tcp.peer_addr() else { return };
+            let Ok(conn) = ServerConnection::new(Arc::clone(&tls)) else {
+                return;
+            };
+            let mut stream = rustls::StreamOwned::new(conn, tcp);
+            if !delay.is_zero() {
+                // A test server may sleep: it plays a slow handshake.
+                std::thread::sleep(delay);
+            }
+            // The handshake first, so that a refused client is seen here.
+            while stream.conn.is_handshaking() {
+                if let Err(e) = stream.conn.complete_io(&mut stream.sock) {
+                    lock(&seen).push(e.to_string());
+                    drain(&mut stream.sock);
+                    return;
+                }
+            }
+            serve_http(shared, stream, peer);
+        };
+        let serve: Arc<Serve> = Arc::new(serve);
+        let server = self.start_serving(Box::new(handler), serve)?;
+        Ok(TlsServer {
+            server,
+            ca,
+            refused,
+        })
     }
 }
 
