@@ -213,8 +213,19 @@ pub struct FetchArgs {
     pub out_dir: Option<PathBuf>,
 
     /// Print one JSON line per ID as results arrive.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jsonl_file")]
     pub jsonl: bool,
+
+    /// Append the --jsonl lines to FILE instead (each flushed to disk before the ID
+    /// counts as done); stdout gets the summary line.
+    #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
+    pub jsonl_file: Option<PathBuf>,
+
+    /// Skip the IDs an earlier run already saved: those with a file in --out-dir, or a
+    /// line in --jsonl-file. Temporary files and a torn last line that a killed run
+    /// left behind are removed first.
+    #[arg(long)]
+    pub resume: bool,
 
     /// Try every ID: report each that fails for good and go on, then exit 1 if any
     /// failed (see --help for the summary line). Without it, the first failure
