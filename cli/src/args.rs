@@ -310,6 +310,43 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// The arguments of the Kubernetes example's `fanout` container: the `- ITEM`
+    /// lines after `args:`, unquoted. An unquoted item holding ": " would be a YAML
+    /// mapping, not a string: refused.
+    fn manifest_args(manifest: &str) -> Vec<String> {
+        let mut lines = manifest.lines().map(str::trim);
+        lines.by_ref().find(|line| *line == "args:").expect("an args: list");
+        lines
+            .filter(|line| !line.starts_with('#'))
+            .map_while(|line| line.strip_prefix("- "))
+            .map(|item| match item.strip_prefix('"') {
+                Some(quoted) => quoted.strip_suffix('"').expect("a closing quote").into(),
+                None => {
+                    assert!(!item.contains(": "), "{item:?} would be a YAML mapping");
+                    item.to_string()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_kubernetes_example_is_a_valid_command_line() {
+        let manifest = include_str!("../../examples/k8s/fanout-job.yaml");
+        let args = manifest_args(manifest);
+        let cli = Cli::try_parse_from(std::iter::once("fanout".to_string()).chain(args))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Fetch(fetch) = cli.command else {
+            panic!("not fetch");
+        };
+        assert!(fetch.resume && fetch.out_dir.is_some() && fetch.redis.is_some());
+        // One pod per shard.
+        let shard = fetch.shard.expect("--shard").resolve(Some("0")).unwrap();
+        for field in ["completions", "parallelism"] {
+            let line = format!("{field}: {}", shard.count());
+            assert!(manifest.lines().any(|l| l.trim() == line), "no {line:?}");
+        }
+    }
+
     #[test]
     fn out_dir_and_jsonl_conflict() {
         let parsed =
