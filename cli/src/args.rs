@@ -52,6 +52,18 @@ Output:
               the one summary line.
   --jsonl     one line per ID as it completes: {\"id\":..,\"bytes\":..,\"body\":\"..\"},
               or \"body_base64\" when the body is not UTF-8. No summary line.
+  --jsonl-file FILE
+              the same lines appended to FILE (failed IDs get none); stdout gets
+              the summary line.
+  A body under --out-dir or in --jsonl-file counts as done once it is synced to
+  disk, with its directory.
+
+--resume skips the IDs saved by an earlier run into the same --out-dir or
+--jsonl-file, after removing .fanout-*.part files and a torn last line that a killed
+run left. The summary line then adds \"skipped\":S after count, and the progress bar
+shows them apart. A run killed at any moment (even SIGKILL) and resumed loses
+nothing, and fetches again only the IDs whose results were not yet saved. One
+process at a time per --out-dir or --jsonl-file.
 
 By default failure is fail-fast in every mode: the first ID that fails for good (after
 its retries) stops the run, the IDs not yet sent are never requested, and the error is
@@ -315,7 +327,10 @@ mod tests {
     /// mapping, not a string: refused.
     fn manifest_args(manifest: &str) -> Vec<String> {
         let mut lines = manifest.lines().map(str::trim);
-        lines.by_ref().find(|line| *line == "args:").expect("an args: list");
+        lines
+            .by_ref()
+            .find(|line| *line == "args:")
+            .expect("an args: list");
         lines
             .filter(|line| !line.starts_with('#'))
             .map_while(|line| line.strip_prefix("- "))

@@ -330,21 +330,23 @@ fn result_line(id: u64, body: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Creates `dir` if need be, and opens it to sync the names renamed into it.
+/// Creates `dir` if need be (syncing its parent, so that the new name survives a
+/// crash), and opens it to sync the names renamed into it.
 fn open_out_dir(dir: &Path) -> Result<File, UsageError> {
-    let failed = |e: io::Error| {
-        UsageError::new(format!("cannot create --out-dir {}: {e}", dir.display()))
-    };
-    fs::create_dir_all(dir).map_err(failed)?;
+    let failed =
+        |e: io::Error| UsageError::new(format!("cannot create --out-dir {}: {e}", dir.display()));
+    if !dir.is_dir() {
+        fs::create_dir_all(dir).map_err(failed)?;
+        sync_parent(dir).map_err(failed)?;
+    }
     File::open(dir).map_err(failed)
 }
 
 /// Opens `path` to append to, creating it (and syncing its directory, so that the
 /// new name survives a crash) if it does not exist.
 fn open_jsonl_file(path: &Path) -> Result<File, UsageError> {
-    let failed = |e: io::Error| {
-        UsageError::new(format!("cannot open --jsonl-file {}: {e}", path.display()))
-    };
+    let failed =
+        |e: io::Error| UsageError::new(format!("cannot open --jsonl-file {}: {e}", path.display()));
     let existed = path.exists();
     let file = OpenOptions::new()
         .append(true)
@@ -352,15 +354,18 @@ fn open_jsonl_file(path: &Path) -> Result<File, UsageError> {
         .open(path)
         .map_err(failed)?;
     if !existed {
-        let parent = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(failed)?;
+        sync_parent(path).map_err(failed)?;
     }
     Ok(file)
+}
+
+/// Syncs the directory that holds `path`, making a name just created there durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
 }
 
 /// Writes `body` to `dir/id` through a temporary file in `dir` and a rename, so the

@@ -93,7 +93,9 @@ impl Progress {
         self.bar.set_message(format!(
             "{per_second:.1} req/s  {} in flight{}{}",
             run.in_flight,
-            skipped.map(|s| format!("  {s} skipped")).unwrap_or_default(),
+            skipped
+                .map(|s| format!("  {s} skipped"))
+                .unwrap_or_default(),
             throttled(&run)
         ));
     }

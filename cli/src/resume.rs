@@ -35,9 +35,8 @@ impl Saved {
     /// One process at a time may write to `dir`: another's temporary file would be
     /// removed from under it.
     pub fn in_out_dir(dir: &Path) -> Result<Saved, UsageError> {
-        let failed = |e: io::Error| {
-            UsageError::new(format!("cannot resume from {}: {e}", dir.display()))
-        };
+        let failed =
+            |e: io::Error| UsageError::new(format!("cannot resume from {}: {e}", dir.display()));
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Saved::default()),
@@ -66,9 +65,8 @@ impl Saved {
     /// [`repair_jsonl`]. Lines that report an error are not results: their keys are
     /// fetched again.
     pub fn in_jsonl_file(path: &Path) -> Result<Saved, UsageError> {
-        let failed = |e: String| {
-            UsageError::new(format!("cannot resume from {}: {e}", path.display()))
-        };
+        let failed =
+            |e: String| UsageError::new(format!("cannot resume from {}: {e}", path.display()));
         repair_jsonl(path)?;
         let file = match fs::File::open(path) {
             Ok(file) => file,
@@ -127,8 +125,7 @@ fn is_temporary(name: &str) -> bool {
 /// Cuts from the JSON lines file at `path` a last line without its newline: the line
 /// a killed run was writing. Nothing to do if the file does not exist.
 pub fn repair_jsonl(path: &Path) -> Result<(), UsageError> {
-    let failed =
-        |e: io::Error| UsageError::new(format!("cannot repair {}: {e}", path.display()));
+    let failed = |e: io::Error| UsageError::new(format!("cannot repair {}: {e}", path.display()));
     let file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),

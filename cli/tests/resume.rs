@@ -86,7 +86,9 @@ fn kill_and_resume(server: &TestServer, output: &[&str]) -> Value {
         child.kill().unwrap();
         child.wait().unwrap();
     }
+    // The IDs left may be most of them, synced one by one on a loaded disk.
     let out = fanout()
+        .timeout(Duration::from_secs(50))
         .args(run_args(server, output))
         .assert()
         .success()
@@ -114,6 +116,8 @@ fn assert_refetched_at_most_the_ids_in_flight(server: &TestServer) {
 
 #[test]
 fn an_out_dir_run_killed_five_times_ends_with_every_file_once_and_whole() {
+    // The two long runs would otherwise share the machine's cores and disk.
+    let _serial = common::serial();
     let started = Instant::now();
     let server = echo_server();
     let dir = tempfile::tempdir().unwrap();
@@ -138,6 +142,8 @@ fn an_out_dir_run_killed_five_times_ends_with_every_file_once_and_whole() {
 
 #[test]
 fn a_jsonl_file_run_killed_five_times_ends_with_every_line_once_and_whole() {
+    // The two long runs would otherwise share the machine's cores and disk.
+    let _serial = common::serial();
     let started = Instant::now();
     let server = echo_server();
     let dir = tempfile::tempdir().unwrap();
