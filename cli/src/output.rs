@@ -510,6 +510,56 @@ mod tests {
         assert_eq!(out, b"{\"ok\":true,\"count\":2,\"bytes\":11}\n");
     }
 
+    #[test]
+    fn a_jsonl_file_is_appended_to_and_stdout_gets_the_summary_with_skipped_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        fs::write(&path, "{\"id\":1,\"bytes\":1,\"body\":\"a\"}\n").unwrap();
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::JsonlFile(path.clone()), &mut out).unwrap();
+        output.keep_going();
+        output.body(2, b"bc").unwrap();
+        output.failed(failure(3, "http_status", Some(404))).unwrap();
+        output.skipped(1);
+        output.failure(None, "deadline exceeded").unwrap();
+        assert_eq!(
+            lines(fs::read(&path).unwrap().as_slice()),
+            [
+                "{\"id\":1,\"bytes\":1,\"body\":\"a\"}",
+                "{\"id\":2,\"bytes\":2,\"body\":\"bc\"}",
+            ]
+        );
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"ok\":false,\"count\":1,\"skipped\":1,\"bytes\":2,\"failed\":1,\
+              \"failures_by_kind\":{\"http_status\":1},\"first_failure\":{\"id\":3,\
+              \"kind\":\"http_status\",\"status\":404,\"error\":\"user 3: failed\"},\
+              \"user_id\":null,\"error\":\"deadline exceeded\"}"
+            ]
+        );
+    }
+
+    #[test]
+    fn skipped_ids_are_counted_apart_in_the_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::OutDir(dir.path().into()), &mut out).unwrap();
+        output.body(1, b"abc").unwrap();
+        output.skipped(4);
+        output.success().unwrap();
+        let mut output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.skipped(4);
+        output.failure(Some(2), "user 2: http status 500").unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"ok\":true,\"count\":1,\"skipped\":4,\"bytes\":3}",
+                "{\"ok\":false,\"user_id\":2,\"error\":\"user 2: http status 500\",\"skipped\":4}",
+            ]
+        );
+    }
+
     fn failure(id: u64, kind: &'static str, status: Option<u16>) -> Failure {
         Failure {
             id,
