@@ -52,6 +52,18 @@ Output:
               the one summary line.
   --jsonl     one line per ID as it completes: {\"id\":..,\"bytes\":..,\"body\":\"..\"},
               or \"body_base64\" when the body is not UTF-8. No summary line.
+  --jsonl-file FILE
+              the same lines appended to FILE (failed IDs get none); stdout gets
+              the summary line.
+  A body under --out-dir or in --jsonl-file counts as done once it is synced to
+  disk, with its directory.
+
+--resume skips the IDs saved by an earlier run into the same --out-dir or
+--jsonl-file, after removing .fanout-*.part files and a torn last line that a killed
+run left. The summary line then adds \"skipped\":S after count, and the progress bar
+shows them apart. A run killed at any moment (even SIGKILL) and resumed loses
+nothing, and fetches again only the IDs whose results were not yet saved. One
+process at a time per --out-dir or --jsonl-file.
 
 By default failure is fail-fast in every mode: the first ID that fails for good (after
 its retries) stops the run, the IDs not yet sent are never requested, and the error is
@@ -213,8 +225,19 @@ pub struct FetchArgs {
     pub out_dir: Option<PathBuf>,
 
     /// Print one JSON line per ID as results arrive.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "jsonl_file")]
     pub jsonl: bool,
+
+    /// Append the --jsonl lines to FILE instead (each flushed to disk before the ID
+    /// counts as done); stdout gets the summary line.
+    #[arg(long, value_name = "FILE", conflicts_with = "out_dir")]
+    pub jsonl_file: Option<PathBuf>,
+
+    /// Skip the IDs an earlier run already saved: those with a file in --out-dir, or a
+    /// line in --jsonl-file. Temporary files and a torn last line that a killed run
+    /// left behind are removed first.
+    #[arg(long)]
+    pub resume: bool,
 
     /// Try every ID: report each that fails for good and go on, then exit 1 if any
     /// failed (see --help for the summary line). Without it, the first failure
@@ -297,6 +320,46 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// The arguments of the Kubernetes example's `fanout` container: the `- ITEM`
+    /// lines after `args:`, unquoted. An unquoted item holding ": " would be a YAML
+    /// mapping, not a string: refused.
+    fn manifest_args(manifest: &str) -> Vec<String> {
+        let mut lines = manifest.lines().map(str::trim);
+        lines
+            .by_ref()
+            .find(|line| *line == "args:")
+            .expect("an args: list");
+        lines
+            .filter(|line| !line.starts_with('#'))
+            .map_while(|line| line.strip_prefix("- "))
+            .map(|item| match item.strip_prefix('"') {
+                Some(quoted) => quoted.strip_suffix('"').expect("a closing quote").into(),
+                None => {
+                    assert!(!item.contains(": "), "{item:?} would be a YAML mapping");
+                    item.to_string()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_kubernetes_example_is_a_valid_command_line() {
+        let manifest = include_str!("../../examples/k8s/fanout-job.yaml");
+        let args = manifest_args(manifest);
+        let cli = Cli::try_parse_from(std::iter::once("fanout".to_string()).chain(args))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Command::Fetch(fetch) = cli.command else {
+            panic!("not fetch");
+        };
+        assert!(fetch.resume && fetch.out_dir.is_some() && fetch.redis.is_some());
+        // One pod per shard.
+        let shard = fetch.shard.expect("--shard").resolve(Some("0")).unwrap();
+        for field in ["completions", "parallelism"] {
+            let line = format!("{field}: {}", shard.count());
+            assert!(manifest.lines().any(|l| l.trim() == line), "no {line:?}");
+        }
     }
 
     #[test]

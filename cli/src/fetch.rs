@@ -1,10 +1,12 @@
-//! `fanout fetch`: every ID (of this shard) through the library, results to the
-//! chosen output, fail-fast or going on past failed IDs.
+//! `fanout fetch`: every ID (of this shard, not saved yet) through the library,
+//! results to the chosen output, fail-fast or going on past failed IDs.
 
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufReader, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use fanout::{CancelToken, ErrorKind, FanOutClient, FetchError, LimiterError, RedisGcra};
@@ -15,6 +17,7 @@ use crate::ids::IdList;
 use crate::interrupt::Interrupt;
 use crate::output::{Mode, Output, WriteError};
 use crate::progress::Progress;
+use crate::resume::{self, Saved};
 use crate::sampler;
 use crate::shard;
 use crate::timeline::Timeline;
@@ -29,11 +32,17 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
         .transpose()
         .map_err(UsageError)?;
     let quota = redis_quota(args)?;
-    let mode = match (&args.out_dir, args.jsonl) {
-        (Some(dir), _) => Mode::OutDir(dir.clone()),
-        (None, true) => Mode::Jsonl,
-        (None, false) => Mode::Summary,
+    let mode = match (&args.out_dir, &args.jsonl_file, args.jsonl) {
+        (Some(dir), _, _) => Mode::OutDir(dir.clone()),
+        (None, Some(path), _) => Mode::JsonlFile(path.clone()),
+        (None, None, true) => Mode::Jsonl,
+        (None, None, false) => Mode::Summary,
     };
+    if args.resume && !matches!(mode, Mode::OutDir(_) | Mode::JsonlFile(_)) {
+        return Err(UsageError::new(
+            "--resume reads what was saved: it needs --out-dir or --jsonl-file",
+        ));
+    }
     // Checked before `Output::new` creates the output directory: a usage error
     // leaves nothing behind.
     if let Some(path) = &args.limits.timeline {
@@ -56,6 +65,17 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
         .as_deref()
         .map(FailuresFile::create)
         .transpose()?;
+    let saved = match (&mode, args.resume) {
+        (Mode::OutDir(dir), true) => Some(Saved::in_out_dir(dir)?),
+        (Mode::JsonlFile(path), true) => Some(Saved::in_jsonl_file(path)?),
+        // Appending after a torn line would spoil the next line too.
+        (Mode::JsonlFile(path), false) => {
+            resume::repair_jsonl(path)?;
+            None
+        }
+        _ => None,
+    };
+    let skipped = saved.as_ref().map(Saved::skipped_counter);
     let mut output = Output::new(mode, io::stdout().lock())?;
     if args.keep_going {
         output.keep_going();
@@ -69,16 +89,30 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
     let interrupt = Interrupt::install(token);
 
     let base = client.stats();
-    let progress = Progress::start_counting(|| ids.distinct_count_in(shard.as_ref()), base);
+    let mut progress = Progress::start_counting(|| ids.distinct_count_in(shard.as_ref()), base);
+    if let (Some(progress), Some(skipped)) = (&mut progress, &skipped) {
+        progress.count_skipped(Arc::clone(skipped));
+    }
     let timeline = args
         .limits
         .timeline
         .as_ref()
         .map(|_| Timeline::new(args.limits.timeline_limits(), base));
     let (end, timeline) = sampler::observe(&client, progress, timeline, || {
+        let mut saved = saved;
+        let mut text = String::new();
         let ids = ids
             .iter()
-            .filter(|&id| shard.is_none_or(|s| s.holds_id(id)));
+            .filter(|&id| shard.is_none_or(|s| s.holds_id(id)))
+            .filter(move |&id| {
+                let Some(saved) = &mut saved else {
+                    return true;
+                };
+                text.clear();
+                // Writing to a String cannot fail.
+                let _ = write!(text, "{id}");
+                !saved.skips(&text)
+            });
         let policy = Policy {
             keep_going: args.keep_going,
             failures,
@@ -86,6 +120,9 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
         drain(&client, &interrupt.token, ids, policy, &mut output)
     });
 
+    if let Some(skipped) = skipped {
+        output.skipped(skipped.load(Ordering::Relaxed));
+    }
     if let (Some(_), Some(quota)) = (args.redis_fallback_processes, &quota) {
         output.redis_fallback_requests(quota.fallback_tokens());
     }

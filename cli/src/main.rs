@@ -17,6 +17,7 @@ mod lock;
 mod logging;
 mod output;
 mod progress;
+mod resume;
 mod sampler;
 mod shard;
 mod timeline;

@@ -1,8 +1,14 @@
 //! Where `fanout fetch` puts results: a one-line JSON summary, files in a directory,
-//! or a stream of JSON lines.
+//! or a stream of JSON lines (on stdout or appended to a file).
+//!
+//! What goes to disk is synced before an ID counts as done: a file is renamed into
+//! place whole and its directory synced, a line is appended whole and its file
+//! synced. So a run killed at any moment, or a machine that loses power, leaves only
+//! complete results under their names, besides a temporary file or a torn last line
+//! that `--resume` removes.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -21,7 +27,14 @@ pub enum Mode {
     OutDir(PathBuf),
     /// Print one JSON line per ID as it completes.
     Jsonl,
+    /// Append one JSON line per ID to this file, then print the summary line.
+    JsonlFile(PathBuf),
 }
+
+/// How the temporary file of an `--out-dir` body starts, and ends: never an ID's name.
+pub const TEMP_PREFIX: &str = ".fanout-";
+/// See [`TEMP_PREFIX`].
+pub const TEMP_SUFFIX: &str = ".part";
 
 /// Why a result could not be written.
 #[derive(Debug)]
@@ -30,7 +43,7 @@ pub enum WriteError {
     StdoutClosed,
     /// Writing stdout failed otherwise.
     Stdout(io::Error),
-    /// A body could not be saved under `--out-dir`.
+    /// A body could not be saved under `--out-dir` or in `--jsonl-file`.
     File {
         /// The ID whose body it was.
         id: u64,
@@ -54,7 +67,11 @@ impl WriteError {
 pub struct Output<W: Write> {
     mode: Mode,
     out: W,
+    /// The `--out-dir` directory or the `--jsonl-file` file, open to be synced.
+    disk: Option<File>,
     count: u64,
+    /// IDs skipped as saved by an earlier run (`--resume`).
+    skipped: Option<u64>,
     bytes: u64,
     redis_fallback_requests: Option<u64>,
     /// `--keep-going`: the summary of a stopped run counts what was done.
@@ -69,6 +86,8 @@ pub struct Output<W: Write> {
 struct SummaryOk {
     ok: bool,
     count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<u64>,
     bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     redis_fallback_requests: Option<u64>,
@@ -80,6 +99,8 @@ struct SummaryFailed<'a> {
     user_id: Option<u64>,
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     redis_fallback_requests: Option<u64>,
 }
 
@@ -88,6 +109,8 @@ struct SummaryFailed<'a> {
 struct SummaryKeptGoing<'a> {
     ok: bool,
     count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<u64>,
     bytes: u64,
     failed: u64,
     failures_by_kind: &'a BTreeMap<&'static str, u64>,
@@ -126,21 +149,26 @@ struct LineFailed<'a> {
 }
 
 impl<W: Write> Output<W> {
-    /// Prepares `mode`: creates the output directory if it does not exist.
+    /// Prepares `mode`: creates the output directory if it does not exist, or opens
+    /// the JSON lines file to append to (creating it if need be).
     pub fn new(mode: Mode, out: W) -> Result<Self, UsageError> {
-        if let Mode::OutDir(dir) = &mode {
-            fs::create_dir_all(dir).map_err(|e| {
-                UsageError::new(format!("cannot create --out-dir {}: {e}", dir.display()))
-            })?;
-        }
-        Ok(Self::unprepared(mode, out))
+        let disk = match &mode {
+            Mode::Summary | Mode::Jsonl => None,
+            Mode::OutDir(dir) => Some(open_out_dir(dir)?),
+            Mode::JsonlFile(path) => Some(open_jsonl_file(path)?),
+        };
+        let mut output = Self::unprepared(mode, out);
+        output.disk = disk;
+        Ok(output)
     }
 
     fn unprepared(mode: Mode, out: W) -> Self {
         Output {
             mode,
             out,
+            disk: None,
             count: 0,
+            skipped: None,
             bytes: 0,
             redis_fallback_requests: None,
             keep_going: false,
@@ -169,25 +197,32 @@ impl<W: Write> Output<W> {
         self.redis_fallback_requests = Some(requests);
     }
 
-    /// Handles the body of one ID.
+    /// Adds to the summary line how many IDs were skipped as already saved
+    /// (`--resume`).
+    pub fn skipped(&mut self, skipped: u64) {
+        self.skipped = Some(skipped);
+    }
+
+    /// Handles the body of one ID; returns once it is on disk, if it goes there.
     pub fn body(&mut self, id: u64, body: &[u8]) -> Result<(), WriteError> {
-        match &self.mode {
-            Mode::Summary => {}
-            Mode::OutDir(dir) => write_atomically(dir, id, body)?,
-            Mode::Jsonl => {
-                let line = match std::str::from_utf8(body) {
-                    Ok(text) => to_line(&LineText {
-                        id,
-                        bytes: body.len(),
-                        body: text,
-                    }),
-                    Err(_) => to_line(&LineBinary {
-                        id,
-                        bytes: body.len(),
-                        body_base64: base64::engine::general_purpose::STANDARD.encode(body),
-                    }),
-                };
+        match (&self.mode, &mut self.disk) {
+            (Mode::Summary, _) => {}
+            (Mode::OutDir(dir), disk) => write_atomically(dir, disk.as_ref(), id, body)?,
+            (Mode::Jsonl, _) => {
+                let line = result_line(id, body);
                 self.out.write_all(&line).map_err(WriteError::from_stdout)?;
+            }
+            (Mode::JsonlFile(path), disk) => {
+                let failed = |e: io::Error| WriteError::File {
+                    id,
+                    message: format!("cannot write {}: {e}", path.display()),
+                };
+                let file = disk
+                    .as_mut()
+                    .ok_or_else(|| failed(io::Error::other("not open")))?;
+                // One write of the whole line: a crash tears at most the last one.
+                file.write_all(&result_line(id, body)).map_err(failed)?;
+                file.sync_data().map_err(failed)?;
             }
         }
         self.count += 1;
@@ -222,6 +257,7 @@ impl<W: Write> Output<W> {
                 to_line(&SummaryOk {
                     ok: true,
                     count: self.count,
+                    skipped: self.skipped,
                     bytes: self.bytes,
                     redis_fallback_requests: self.redis_fallback_requests,
                 })
@@ -238,13 +274,14 @@ impl<W: Write> Output<W> {
     pub fn failure(mut self, user_id: Option<u64>, error: &str) -> Result<(), WriteError> {
         let line = match self.mode {
             Mode::Jsonl => to_line(&LineFailed { id: user_id, error }),
-            Mode::Summary | Mode::OutDir(_) if self.keep_going => {
+            Mode::Summary | Mode::OutDir(_) | Mode::JsonlFile(_) if self.keep_going => {
                 self.kept_going_line(Some(Stopped { user_id, error }))
             }
-            Mode::Summary | Mode::OutDir(_) => to_line(&SummaryFailed {
+            Mode::Summary | Mode::OutDir(_) | Mode::JsonlFile(_) => to_line(&SummaryFailed {
                 ok: false,
                 user_id,
                 error,
+                skipped: self.skipped,
                 redis_fallback_requests: self.redis_fallback_requests,
             }),
         };
@@ -258,6 +295,7 @@ impl<W: Write> Output<W> {
         to_line(&SummaryKeptGoing {
             ok: false,
             count: self.count,
+            skipped: self.skipped,
             bytes: self.bytes,
             failed: self.failed,
             failures_by_kind: &self.failures_by_kind,
@@ -276,22 +314,87 @@ fn to_line(value: &impl Serialize) -> Vec<u8> {
     line
 }
 
+/// The `--jsonl` line of one body.
+fn result_line(id: u64, body: &[u8]) -> Vec<u8> {
+    match std::str::from_utf8(body) {
+        Ok(text) => to_line(&LineText {
+            id,
+            bytes: body.len(),
+            body: text,
+        }),
+        Err(_) => to_line(&LineBinary {
+            id,
+            bytes: body.len(),
+            body_base64: base64::engine::general_purpose::STANDARD.encode(body),
+        }),
+    }
+}
+
+/// Creates `dir` if need be (syncing its parent, so that the new name survives a
+/// crash), and opens it to sync the names renamed into it.
+fn open_out_dir(dir: &Path) -> Result<File, UsageError> {
+    let failed =
+        |e: io::Error| UsageError::new(format!("cannot create --out-dir {}: {e}", dir.display()));
+    if !dir.is_dir() {
+        fs::create_dir_all(dir).map_err(failed)?;
+        sync_parent(dir).map_err(failed)?;
+    }
+    File::open(dir).map_err(failed)
+}
+
+/// Opens `path` to append to, creating it (and syncing its directory, so that the
+/// new name survives a crash) if it does not exist.
+fn open_jsonl_file(path: &Path) -> Result<File, UsageError> {
+    let failed =
+        |e: io::Error| UsageError::new(format!("cannot open --jsonl-file {}: {e}", path.display()));
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(failed)?;
+    if !existed {
+        sync_parent(path).map_err(failed)?;
+    }
+    Ok(file)
+}
+
+/// Syncs the directory that holds `path`, making a name just created there durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
+}
+
 /// Writes `body` to `dir/id` through a temporary file in `dir` and a rename, so the
-/// final name never holds a partial body, whenever the process stops.
-fn write_atomically(dir: &Path, id: u64, body: &[u8]) -> Result<(), WriteError> {
+/// final name never holds a partial body, whenever the process stops. The file, then
+/// `dir` (open as `dir_handle`), are synced before returning, so the name and its
+/// body survive a crash of the machine too.
+fn write_atomically(
+    dir: &Path,
+    dir_handle: Option<&File>,
+    id: u64,
+    body: &[u8],
+) -> Result<(), WriteError> {
     let target = dir.join(id.to_string());
     let failed = |e: io::Error| WriteError::File {
         id,
         message: format!("cannot write {}: {e}", target.display()),
     };
     let mut temp = tempfile::Builder::new()
-        .prefix(".fanout-")
-        .suffix(".part")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
         .map_err(failed)?;
     temp.write_all(body).map_err(failed)?;
+    temp.as_file().sync_data().map_err(failed)?;
     temp.persist(&target).map_err(|e| failed(e.error))?;
-    Ok(())
+    match dir_handle {
+        Some(dir) => dir.sync_all().map_err(failed),
+        None => File::open(dir).and_then(|d| d.sync_all()).map_err(failed),
+    }
 }
 
 #[cfg(test)]
@@ -405,6 +508,56 @@ mod tests {
             .collect();
         assert_eq!(names, ["5"]);
         assert_eq!(out, b"{\"ok\":true,\"count\":2,\"bytes\":11}\n");
+    }
+
+    #[test]
+    fn a_jsonl_file_is_appended_to_and_stdout_gets_the_summary_with_skipped_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        fs::write(&path, "{\"id\":1,\"bytes\":1,\"body\":\"a\"}\n").unwrap();
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::JsonlFile(path.clone()), &mut out).unwrap();
+        output.keep_going();
+        output.body(2, b"bc").unwrap();
+        output.failed(failure(3, "http_status", Some(404))).unwrap();
+        output.skipped(1);
+        output.failure(None, "deadline exceeded").unwrap();
+        assert_eq!(
+            lines(fs::read(&path).unwrap().as_slice()),
+            [
+                "{\"id\":1,\"bytes\":1,\"body\":\"a\"}",
+                "{\"id\":2,\"bytes\":2,\"body\":\"bc\"}",
+            ]
+        );
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"ok\":false,\"count\":1,\"skipped\":1,\"bytes\":2,\"failed\":1,\
+              \"failures_by_kind\":{\"http_status\":1},\"first_failure\":{\"id\":3,\
+              \"kind\":\"http_status\",\"status\":404,\"error\":\"user 3: failed\"},\
+              \"user_id\":null,\"error\":\"deadline exceeded\"}"
+            ]
+        );
+    }
+
+    #[test]
+    fn skipped_ids_are_counted_apart_in_the_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::OutDir(dir.path().into()), &mut out).unwrap();
+        output.body(1, b"abc").unwrap();
+        output.skipped(4);
+        output.success().unwrap();
+        let mut output = Output::new(Mode::Summary, &mut out).unwrap();
+        output.skipped(4);
+        output.failure(Some(2), "user 2: http status 500").unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"ok\":true,\"count\":1,\"skipped\":4,\"bytes\":3}",
+                "{\"ok\":false,\"user_id\":2,\"error\":\"user 2: http status 500\",\"skipped\":4}",
+            ]
+        );
     }
 
     fn failure(id: u64, kind: &'static str, status: Option<u16>) -> Failure {

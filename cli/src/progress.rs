@@ -1,8 +1,11 @@
 //! The progress bar on stderr: IDs done out of the total, requests per second,
-//! requests in flight, ETA. Drawn only when stderr is a terminal.
+//! requests in flight, IDs skipped as saved by an earlier run, ETA. Drawn only when
+//! stderr is a terminal.
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fanout::{RateSource, Stats};
@@ -21,6 +24,10 @@ pub struct Progress {
     base: Stats,
     /// (when, requests sent) over the last `RATE_WINDOW`.
     recent: VecDeque<(Instant, u64)>,
+    /// The IDs of the run, skipped ones included.
+    total: u64,
+    /// IDs skipped so far (`--resume`), counted as the input is read.
+    skipped: Option<Arc<AtomicU64>>,
 }
 
 impl Progress {
@@ -48,7 +55,15 @@ impl Progress {
             bar,
             base,
             recent: VecDeque::new(),
+            total,
+            skipped: None,
         })
+    }
+
+    /// Shows the IDs skipped apart, as `skipped` counts them: they leave the total,
+    /// so that the ETA is of the IDs left to fetch.
+    pub fn count_skipped(&mut self, skipped: Arc<AtomicU64>) {
+        self.skipped = Some(skipped);
     }
 
     /// Shows the state in `stats`, sampled at `now`.
@@ -70,10 +85,17 @@ impl Progress {
             }
             _ => 0.0,
         };
+        let skipped = self.skipped.as_ref().map(|s| s.load(Ordering::Relaxed));
+        if let Some(skipped) = skipped {
+            self.bar.set_length(self.total.saturating_sub(skipped));
+        }
         self.bar.set_position(done);
         self.bar.set_message(format!(
-            "{per_second:.1} req/s  {} in flight{}",
+            "{per_second:.1} req/s  {} in flight{}{}",
             run.in_flight,
+            skipped
+                .map(|s| format!("  {s} skipped"))
+                .unwrap_or_default(),
             throttled(&run)
         ));
     }
