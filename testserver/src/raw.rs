@@ -17,9 +17,9 @@ use crate::server::{Answer, Request, Serve, Server, Shared};
 /// If the server cannot start.
 pub fn raw_server(serve: impl Fn(TcpStream) + Send + Sync + 'static) -> String {
     let serve: Arc<Serve> = Arc::new(move |_: &Shared, stream: TcpStream| serve(stream));
-    // No threads wait ready: nothing here is timed, and the server is never stopped.
+    // One thread waits: nothing here is timed, and the server is never stopped.
     let server = Server::builder()
-        .ready_threads(0)
+        .ready_threads(1)
         .start_serving(Box::new(|_: &Request<'_>| Answer::Close), serve)
         .expect("start the raw server");
     let base = format!("http://{}", server.addr());

@@ -8,10 +8,11 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use socket2::SockRef;
 
 use crate::http1::{self, Response};
 
@@ -142,7 +143,7 @@ impl Builder {
         self
     }
 
-    /// How many connection threads wait ready from the start.
+    /// How many threads wait for connections from the start (at least one).
     pub(crate) fn ready_threads(mut self, threads: usize) -> Self {
         self.ready_threads = threads;
         self
@@ -176,38 +177,80 @@ impl Builder {
             stopping: AtomicBool::new(false),
             stop_rx,
         });
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<TcpStream>(0);
-        // Threads wait for connections before they come, so that a new connection is
-        // read as soon as a kept-alive one would be: starting a thread per connection
-        // takes milliseconds on a busy machine, which would delay the first requests
-        // against the later ones and skew the arrival times that are measured.
-        for _ in 0..self.ready_threads {
-            spawn_connection_thread(self.name, &shared, &serve, &ready_rx, None)?;
+        let acceptors = Arc::new(Acceptors {
+            listener,
+            idle: AtomicUsize::new(0),
+            name: self.name,
+            shared: Arc::clone(&shared),
+            serve,
+        });
+        // Threads wait in `accept` before connections come, so that a new connection
+        // is read by the thread that takes it, as soon as a kept-alive one would be:
+        // a thread started per connection, or one more hand-over between threads,
+        // delays the first requests against the later ones on a busy machine and
+        // skews the arrival times that are measured.
+        for _ in 0..self.ready_threads.max(1) {
+            acceptors.spawn()?;
         }
-        let accepting = Arc::clone(&shared);
-        let name = self.name;
-        let acceptor = thread::Builder::new().name(name.into()).spawn(move || {
-            for stream in listener.incoming() {
-                if accepting.stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                // A failed accept (the client gave up first) leaves the listener usable.
-                let Ok(stream) = stream else { continue };
-                // A waiting thread takes it; if none waits, one more is started. Without
-                // a thread the connection is dropped: the client sees it closed.
-                if let Err(busy) = ready_tx.try_send(stream) {
-                    let first = Some(busy.into_inner());
-                    let _ = spawn_connection_thread(name, &accepting, &serve, &ready_rx, first);
-                }
-            }
-        })?;
         Ok(Server {
             addr,
             shared,
-            acceptor: Some(acceptor),
+            acceptors,
             _stop_tx: stop_tx,
             arrival_rx,
         })
+    }
+}
+
+/// The listener, and the threads that wait on it: each takes a connection, serves it
+/// to its end, and waits again.
+struct Acceptors {
+    listener: TcpListener,
+    /// Threads waiting in `accept`, or about to.
+    idle: AtomicUsize,
+    name: &'static str,
+    shared: Arc<Shared>,
+    serve: Arc<Serve>,
+}
+
+impl Acceptors {
+    /// Starts one more waiting thread.
+    fn spawn(self: &Arc<Self>) -> io::Result<()> {
+        self.idle.fetch_add(1, Ordering::SeqCst);
+        let acceptors = Arc::clone(self);
+        let started = thread::Builder::new()
+            .name(self.name.into())
+            .spawn(move || acceptors.run());
+        if started.is_err() {
+            self.idle.fetch_sub(1, Ordering::SeqCst);
+        }
+        started.map(drop)
+    }
+
+    fn run(self: Arc<Self>) {
+        loop {
+            let accepted = self.listener.accept();
+            // The server stopped: `Drop` shut the listener down, which wakes every
+            // thread waiting here.
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            // A failed accept (the client gave up first) leaves the listener usable.
+            let Ok((stream, _)) = accepted else { continue };
+            // Busy now: the last waiting thread starts another before it serves, so
+            // that a connection is always awaited. Without a thread the connection is
+            // served all the same; the next waits in the listener's backlog.
+            if self.idle.fetch_sub(1, Ordering::SeqCst) == 1 {
+                let _ = self.spawn();
+            }
+            let key = self.shared.connections.fetch_add(1, Ordering::SeqCst);
+            if let Ok(handle) = stream.try_clone() {
+                lock(&self.shared.open).insert(key, handle);
+            }
+            (self.serve)(&self.shared, stream);
+            lock(&self.shared.open).remove(&key);
+            self.idle.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -215,7 +258,7 @@ impl Builder {
 pub struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    acceptor: Option<JoinHandle<()>>,
+    acceptors: Arc<Acceptors>,
     /// Dropped with the server, which disconnects `Shared::stop_rx`.
     _stop_tx: Sender<()>,
     arrival_rx: Receiver<Option<u64>>,
@@ -290,11 +333,9 @@ impl std::fmt::Debug for Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees `stopping`; its end releases the idle threads.
-        let _ = TcpStream::connect(self.addr);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
+        // Closes the port at once and wakes every thread waiting in `accept` (Linux
+        // ends a listener's waits on shutdown); each sees `stopping` and ends.
+        let _ = SockRef::from(&self.acceptors.listener).shutdown(Shutdown::Both);
         // Threads blocked on idle keep-alive connections read EOF and end.
         for (_, connection) in lock(&self.shared.open).drain() {
             let _ = connection.shutdown(Shutdown::Both);
@@ -302,35 +343,12 @@ impl Drop for Server {
     }
 }
 
-/// How many connection threads wait ready from the start: more than any test keeps
+/// How many threads wait for connections from the start: more than any test keeps
 /// open at once.
 const READY_THREADS: usize = 16;
 
 /// The default name of every server thread, so that thread counts can leave them out.
 pub const SERVER_THREAD: &str = "test-server";
-
-/// Starts a connection thread: it serves `first` if given, then each connection handed
-/// to it through `ready`, until the accept loop ends.
-fn spawn_connection_thread(
-    name: &'static str,
-    shared: &Arc<Shared>,
-    serve: &Arc<Serve>,
-    ready: &Receiver<TcpStream>,
-    first: Option<TcpStream>,
-) -> io::Result<()> {
-    let (shared, serve, ready) = (Arc::clone(shared), Arc::clone(serve), ready.clone());
-    thread::Builder::new().name(name.into()).spawn(move || {
-        for stream in first.into_iter().chain(ready) {
-            let key = shared.connections.fetch_add(1, Ordering::SeqCst);
-            if let Ok(handle) = stream.try_clone() {
-                lock(&shared.open).insert(key, handle);
-            }
-            serve(&shared, stream);
-            lock(&shared.open).remove(&key);
-        }
-    })?;
-    Ok(())
-}
 
 fn serve_plain(shared: &Shared, stream: TcpStream) {
     // Answers leave at once, not when Nagle's algorithm allows.

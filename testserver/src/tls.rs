@@ -216,11 +216,14 @@ impl Builder {
             builder.with_no_client_auth()
         };
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf.key_der.clone()));
-        let tls = Arc::new(
-            builder
-                .with_single_cert(vec![leaf.cert_der.clone()], key)
-                .expect("server certificate"),
-        );
+        let mut tls = builder
+            .with_single_cert(vec![leaf.cert_der.clone()], key)
+            .expect("server certificate");
+        // No session tickets: making them is work the server would do between the
+        // client's last handshake message and its first request, and the first
+        // request's arrival would be stamped late by it.
+        tls.send_tls13_tickets = 0;
+        let tls = Arc::new(tls);
 
         let refused = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&refused);
