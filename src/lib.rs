@@ -149,6 +149,7 @@ mod collect;
 mod engine;
 mod error;
 mod http;
+mod key;
 mod limiter;
 mod lock;
 mod phase;
@@ -177,6 +178,7 @@ pub use client::{
     MAX_TIMEOUT,
 };
 pub use error::{BuildError, ConfigError, ErrorKind, FetchError};
+pub use key::{Key, KeyKind};
 pub use limiter::{Clock, Limiter, LimiterError, TokenBucket, TryTake};
 pub use rate::{Rate, RateError};
 #[cfg(feature = "redis")]
