@@ -80,12 +80,14 @@ impl Entry {
         // Built by `BodiesBuilder::push`, which keeps every entry within its chunk.
         &chunks[self.chunk as usize][start..start + self.len as usize]
     }
-
 }
 
 /// The key of `entry`: its ID, or its text in `keys`.
 fn key_of<'a, K: KeyKind>(entry: &Entry, keys: Option<&'a TextKeys>) -> K::Ref<'a> {
-    K::key_ref(entry.id, keys.map_or("", |keys| keys.get(entry.id as usize)))
+    K::key_ref(
+        entry.id,
+        keys.map_or("", |keys| keys.get(entry.id as usize)),
+    )
 }
 
 impl<K> Clone for Bodies<K> {
@@ -521,9 +523,9 @@ impl BodiesBuilder {
             ..
         } = self.bodies;
         match keys.as_deref() {
-            Some(text) => index.sort_unstable_by(|a, b| {
-                text.get(a.id as usize).cmp(text.get(b.id as usize))
-            }),
+            Some(text) => {
+                index.sort_unstable_by(|a, b| text.get(a.id as usize).cmp(text.get(b.id as usize)))
+            }
             None => index.sort_unstable_by_key(|e| e.id),
         }
         Bodies {

@@ -183,10 +183,7 @@ impl FanOutClient {
     /// let bodies: fanout::Bodies<String> = client.fetch_all_keys(&logins)?;
     /// # Ok(()) }
     /// ```
-    pub fn fetch_all_keys<I>(
-        &self,
-        keys: I,
-    ) -> Result<Bodies<<I::Item as Key>::Kind>, FetchError>
+    pub fn fetch_all_keys<I>(&self, keys: I) -> Result<Bodies<<I::Item as Key>::Kind>, FetchError>
     where
         I: IntoIterator,
         I::Item: Key,
@@ -230,7 +227,11 @@ impl FanOutClient {
     }
 
     /// Runs a `fetch_all` call: the workers collect, this thread waits for the answer.
-    fn fetch_listed(&self, cancel: &CancelToken, keys: Listed) -> Result<BodiesBuilder, FetchError> {
+    fn fetch_listed(
+        &self,
+        cancel: &CancelToken,
+        keys: Listed,
+    ) -> Result<BodiesBuilder, FetchError> {
         if keys.len() == 0 {
             return Ok(BodiesBuilder::default());
         }
@@ -726,7 +727,9 @@ where
     I::Item: Key,
 {
     let mut seen = HashSet::with_capacity(ids.size_hint().0);
-    ids.map(|id| id.id()).filter(|id| seen.insert(*id)).collect()
+    ids.map(|id| id.id())
+        .filter(|id| seen.insert(*id))
+        .collect()
 }
 
 fn parse_header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {

@@ -283,7 +283,8 @@ mod tests {
         assert_eq!(text(String::from("b")), "b");
         assert_eq!(text(Box::<str>::from("c")), "c");
         assert_eq!(text(Arc::<str>::from("d")), "d");
-        assert_eq!(text(&Rc::<str>::from("e")), "e");
+        let shared = Rc::<str>::from("e");
+        assert_eq!(text(&shared), "e");
         assert_eq!(text(Cow::Borrowed("f")), "f");
         assert_eq!(7u64.id(), 7);
     }

@@ -147,7 +147,9 @@ pub unsafe extern "C" fn fanout_fetch_each(
             };
             // Keys come from C strings, so hold no NUL.
             let key = CString::new(key).unwrap_or_default();
-            let (body_ptr, len) = body.as_deref().map_or((std::ptr::null(), 0), |b| (b.as_ptr(), b.len()));
+            let (body_ptr, len) = body
+                .as_deref()
+                .map_or((std::ptr::null(), 0), |b| (b.as_ptr(), b.len()));
             let error_ptr = error.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
             // SAFETY: the caller's promise that `callback` may be called with
             // `user_data`; every pointer passed lives until it returns.

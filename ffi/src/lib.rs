@@ -49,8 +49,8 @@ pub use config::{
     fanout_config_set_url_template,
 };
 pub use error::{
-    FanoutError, FanoutStatus, fanout_error_free, fanout_error_http_status, fanout_error_kind,
-    fanout_error_key, fanout_error_message, fanout_error_user_id,
+    FanoutError, FanoutStatus, fanout_error_free, fanout_error_http_status, fanout_error_key,
+    fanout_error_kind, fanout_error_message, fanout_error_user_id,
 };
 pub use keys::{FanoutEachCallback, fanout_fetch_all_keys, fanout_fetch_each};
 pub use results::{
