@@ -36,12 +36,8 @@ impl Engine {
         sockets: &Arc<CallSockets>,
         body: &mut Vec<u8>,
     ) -> Result<(), FetchError> {
-        key.check()?;
-        let first_url = self.template.url_for(key).ok_or_else(|| {
-            FetchError::new(ErrorKind::InvalidKey)
-                .with_key(key)
-                .with_detail("makes no url")
-        })?;
+        // Only an empty key makes no URL: refused without a request.
+        let first_url = self.template.url_for(key).ok_or_else(|| key.refused())?;
         let stopped =
             |stop: Stop, attempts: u32| stop.into_error().with_key(key).with_attempts(attempts);
 

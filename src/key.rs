@@ -183,14 +183,19 @@ pub(crate) enum KeyRef<'a> {
 }
 
 impl KeyRef<'_> {
-    /// Refuses a key that can make no URL, before any request.
+    /// Refuses a key that can make no URL (an empty one), before any request.
     pub(crate) fn check(self) -> Result<(), FetchError> {
         match self {
-            KeyRef::Text("") => Err(FetchError::new(ErrorKind::InvalidKey)
-                .with_key(self)
-                .with_detail("empty")),
+            KeyRef::Text("") => Err(self.refused()),
             _ => Ok(()),
         }
+    }
+
+    /// The error of an empty key, which makes no URL.
+    pub(crate) fn refused(self) -> FetchError {
+        FetchError::new(ErrorKind::InvalidKey)
+            .with_key(self)
+            .with_detail("empty")
     }
 }
 
