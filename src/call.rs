@@ -179,6 +179,7 @@ enum ServingSink<'a> {
 impl Serving<'_> {
     /// Called by the worker when a key ends, however it ends. `body` holds the body on
     /// success; it may be taken, or left for the worker to reuse.
+    #[inline]
     pub(crate) fn deliver(&mut self, claim: Claim, outcome: Outcome, body: &mut Vec<u8>) {
         match &mut self.sink {
             ServingSink::Collect { collector, batch } => {
