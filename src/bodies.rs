@@ -729,6 +729,59 @@ mod tests {
         assert_eq!(iter.next(), None);
     }
 
+    /// Bodies of text keys, pushed in `order` (positions in `keys`).
+    fn text_sample(keys: &[&str], order: &[usize]) -> Bodies<String> {
+        let keys = Arc::new(TextKeys::distinct(keys.iter()).unwrap());
+        let mut builder = BodiesBuilder::default();
+        for &at in order {
+            builder.push(at as u64, format!("body of {}", keys.get(at)).as_bytes());
+        }
+        builder.finish(Some(keys))
+    }
+
+    #[test]
+    fn text_keys_are_looked_up_and_iterated_in_byte_order() {
+        let bodies = text_sample(&["bob", "alice", "a/b", "é"], &[2, 0, 3, 1]);
+        assert_eq!(bodies.len(), 4);
+        assert_eq!(bodies.get("alice"), Some(&b"body of alice"[..]));
+        assert_eq!(&bodies["a/b"], b"body of a/b");
+        assert_eq!(bodies.get("carol"), None);
+        assert!(bodies.contains("é") && !bodies.contains(""));
+        assert_eq!(
+            bodies.keys().collect::<Vec<_>>(),
+            ["a/b", "alice", "bob", "é"]
+        );
+        let backwards: Vec<&str> = bodies.iter().rev().map(|(key, _)| key).collect();
+        assert_eq!(backwards, ["é", "bob", "alice", "a/b"]);
+        let owned: HashMap<String, Vec<u8>> = bodies.clone().into_map();
+        assert_eq!(owned["bob"], b"body of bob");
+        assert_eq!(
+            format!("{bodies:?}"),
+            format!("Bodies {{ len: 4, total_bytes: {} }}", bodies.total_bytes())
+        );
+    }
+
+    #[test]
+    fn text_bodies_are_equal_by_contents_whatever_the_arrival_order() {
+        let keys = ["x", "y", "z"];
+        assert_eq!(
+            text_sample(&keys, &[0, 1, 2]),
+            text_sample(&keys, &[2, 0, 1])
+        );
+        // Other positions for the same keys: still the same map.
+        assert_eq!(
+            text_sample(&keys, &[0, 1, 2]),
+            text_sample(&["z", "y", "x"], &[1, 2, 0])
+        );
+        assert_ne!(text_sample(&keys, &[0, 1]), text_sample(&keys, &[0, 2]));
+    }
+
+    #[test]
+    #[should_panic(expected = "no body for key \"dave\"")]
+    fn indexing_a_missing_key_panics_with_the_key() {
+        let _ = &text_sample(&["alice"], &[0])["dave"];
+    }
+
     #[test]
     fn empty_bodies_hold_nothing() {
         let bodies = Bodies::<u64>::default();
