@@ -2,17 +2,24 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 use std::iter::FusedIterator;
+use std::marker::PhantomData;
 use std::ops::Index;
+use std::sync::Arc;
+
+use crate::key::{KeyKind, TextKeys};
 
 /// The response bodies of a [`fetch_all`](crate::FanOutClient::fetch_all) call, by
-/// user ID.
+/// user ID, or by key: `Bodies` (that is, `Bodies<u64>`) for `u64` IDs,
+/// `Bodies<String>` for text keys.
 ///
 /// A read-only map from ID to body bytes. The bodies sit end to end in buffers of
 /// 1 MiB (a larger body has one to itself), with an index sorted by ID: a million
 /// 64-byte bodies take 62 allocations, not a million, and about 24 bytes each on top of
 /// their own size, where a `HashMap<u64, Vec<u8>>` needs about 50 to 100. Iteration is
-/// in ascending ID order.
+/// in ascending ID order. Text keys sit end to end in one string too (about 8 bytes
+/// each on top of their text), and iterate in byte order.
 ///
 /// ```no_run
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,24 +32,34 @@ use std::ops::Index;
 /// }
 /// // Or, when owned buffers are more convenient:
 /// let map: std::collections::HashMap<u64, Vec<u8>> = bodies.into_map();
+///
+/// let logins = client.fetch_all_keys(["carol", "alice", "bob"])?;
+/// let alice: &[u8] = &logins["alice"];
+/// assert_eq!(logins.get("dave"), None);
+/// for (login, body) in &logins {
+///     println!("{login}: {} bytes", body.len());
+/// }
 /// # Ok(()) }
 /// ```
 ///
 /// Two `Bodies` are equal when they hold the same bodies under the same IDs, whatever
 /// order they arrived in.
-#[derive(Clone, Default)]
-pub struct Bodies {
+pub struct Bodies<K = u64> {
     /// Filled in arrival order and never grown past their capacity, so no body is
     /// ever copied twice.
     chunks: Vec<Vec<u8>>,
-    /// Sorted by ID, one entry per ID.
+    /// Sorted by key, one entry per key.
     index: Vec<Entry>,
     total_bytes: usize,
+    /// The text keys, which entries point into; `None` for `u64` IDs.
+    keys: Option<Arc<TextKeys>>,
+    kind: PhantomData<fn() -> K>,
 }
 
 /// Where one body is: `chunks[chunk][start..start + len]`.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
+    /// The ID, or for a text key its position in the call's keys.
     id: u64,
     chunk: u32,
     start: u32,
@@ -65,17 +82,74 @@ impl Entry {
     }
 }
 
-impl Bodies {
-    /// The number of IDs (each distinct ID of the call once).
+/// The key of `entry`: its ID, or its text in `keys`.
+fn key_of<'a, K: KeyKind>(entry: &Entry, keys: Option<&'a TextKeys>) -> K::Ref<'a> {
+    K::key_ref(
+        entry.id,
+        keys.map_or("", |keys| keys.get(entry.id as usize)),
+    )
+}
+
+impl<K> Clone for Bodies<K> {
+    fn clone(&self) -> Self {
+        Bodies {
+            chunks: self.chunks.clone(),
+            index: self.index.clone(),
+            total_bytes: self.total_bytes,
+            keys: self.keys.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> Default for Bodies<K> {
+    fn default() -> Self {
+        Bodies {
+            chunks: Vec::new(),
+            index: Vec::new(),
+            total_bytes: 0,
+            keys: None,
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K: KeyKind> Bodies<K> {
+    /// The number of keys (each distinct key of the call once).
     pub fn len(&self) -> usize {
         self.index.len()
     }
 
-    /// Whether there are no bodies: the call was given no IDs.
+    /// Whether there are no bodies: the call was given no keys.
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
     }
 
+    /// `(key, body)` pairs in ascending key order.
+    pub fn iter(&self) -> BodiesIter<'_, K> {
+        BodiesIter {
+            chunks: &self.chunks,
+            keys: self.keys.as_deref(),
+            entries: self.index.iter(),
+            kind: PhantomData,
+        }
+    }
+
+    /// The size of all bodies together, in bytes.
+    pub fn total_bytes(&self) -> usize {
+        self.total_bytes
+    }
+
+    /// Each body in its own `Vec`, by key (see [`IntoIterator`] for what is copied).
+    pub fn into_map(self) -> HashMap<K, Vec<u8>>
+    where
+        K: Hash + Eq,
+    {
+        self.into_iter().collect()
+    }
+}
+
+impl Bodies<u64> {
     /// The body of `id`, or `None` if the call did not include it.
     pub fn get(&self, id: u64) -> Option<&[u8]> {
         let at = self.index.binary_search_by_key(&id, |e| e.id).ok()?;
@@ -87,44 +161,56 @@ impl Bodies {
         self.index.binary_search_by_key(&id, |e| e.id).is_ok()
     }
 
-    /// `(id, body)` pairs in ascending ID order.
-    pub fn iter(&self) -> BodiesIter<'_> {
-        BodiesIter {
-            chunks: &self.chunks,
-            entries: self.index.iter(),
-        }
-    }
-
     /// The IDs, in ascending order.
     pub fn ids(&self) -> impl ExactSizeIterator<Item = u64> + '_ {
         self.index.iter().map(|e| e.id)
     }
+}
 
-    /// The size of all bodies together, in bytes.
-    pub fn total_bytes(&self) -> usize {
-        self.total_bytes
+impl Bodies<String> {
+    /// The body of `key`, or `None` if the call did not include it.
+    ///
+    /// ```
+    /// let bodies = fanout::Bodies::<String>::default();
+    /// assert_eq!(bodies.get("alice"), None);
+    /// ```
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        let at = self.position(key)?;
+        Some(self.index[at].body(&self.chunks))
     }
 
-    /// Each body in its own `Vec`, keyed by ID (see [`IntoIterator`] for what is
-    /// copied).
-    pub fn into_map(self) -> HashMap<u64, Vec<u8>> {
-        self.into_iter().collect()
+    /// Whether the call included `key`.
+    pub fn contains(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// The keys, in ascending byte order.
+    pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let keys = self.keys.as_deref();
+        self.index.iter().map(move |e| key_of::<String>(e, keys))
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        let keys = self.keys.as_deref();
+        self.index
+            .binary_search_by(|e| key_of::<String>(e, keys).cmp(key))
+            .ok()
     }
 }
 
-/// By contents: the same IDs with the same bodies, however the bytes are laid out.
-impl PartialEq for Bodies {
-    fn eq(&self, other: &Bodies) -> bool {
-        // Both iterate in ascending ID order, one entry per ID.
+/// By contents: the same keys with the same bodies, however the bytes are laid out.
+impl<K: KeyKind> PartialEq for Bodies<K> {
+    fn eq(&self, other: &Bodies<K>) -> bool {
+        // Both iterate in ascending key order, one entry per key.
         self.len() == other.len()
             && self.total_bytes == other.total_bytes
             && self.iter().eq(other.iter())
     }
 }
 
-impl Eq for Bodies {}
+impl<K: KeyKind> Eq for Bodies<K> {}
 
-impl Index<u64> for Bodies {
+impl Index<u64> for Bodies<u64> {
     type Output = [u8];
 
     /// The body of `id`.
@@ -138,25 +224,39 @@ impl Index<u64> for Bodies {
     }
 }
 
-impl From<Bodies> for HashMap<u64, Vec<u8>> {
-    fn from(bodies: Bodies) -> Self {
+impl Index<&str> for Bodies<String> {
+    type Output = [u8];
+
+    /// The body of `key`.
+    ///
+    /// # Panics
+    ///
+    /// If the call did not include `key`; use [`Bodies::get`] to find out.
+    fn index(&self, key: &str) -> &[u8] {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no body for key {key:?} in this result"))
+    }
+}
+
+impl<K: KeyKind + Hash + Eq> From<Bodies<K>> for HashMap<K, Vec<u8>> {
+    fn from(bodies: Bodies<K>) -> Self {
         bodies.into_map()
     }
 }
 
-impl<'a> IntoIterator for &'a Bodies {
-    type Item = (u64, &'a [u8]);
-    type IntoIter = BodiesIter<'a>;
+impl<'a, K: KeyKind> IntoIterator for &'a Bodies<K> {
+    type Item = (K::Ref<'a>, &'a [u8]);
+    type IntoIter = BodiesIter<'a, K>;
 
-    fn into_iter(self) -> BodiesIter<'a> {
+    fn into_iter(self) -> BodiesIter<'a, K> {
         self.iter()
     }
 }
 
-/// Owned `(id, body)` pairs in ascending ID order.
+/// Owned `(key, body)` pairs in ascending key order.
 ///
 /// A body larger than 1 MiB has a buffer to itself and is moved out of it; the
-/// smaller ones share buffers and are copied out, one at a time.
+/// smaller ones share buffers and are copied out, one at a time, as are text keys.
 ///
 /// ```
 /// use std::collections::BTreeMap;
@@ -170,85 +270,106 @@ impl<'a> IntoIterator for &'a Bodies {
 /// }
 /// assert!(texts(fanout::Bodies::default()).is_empty());
 /// ```
-impl IntoIterator for Bodies {
-    type Item = (u64, Vec<u8>);
-    type IntoIter = BodiesIntoIter;
+impl<K: KeyKind> IntoIterator for Bodies<K> {
+    type Item = (K, Vec<u8>);
+    type IntoIter = BodiesIntoIter<K>;
 
-    fn into_iter(self) -> BodiesIntoIter {
+    fn into_iter(self) -> BodiesIntoIter<K> {
         BodiesIntoIter {
             chunks: self.chunks,
+            keys: self.keys,
             entries: self.index.into_iter(),
+            kind: PhantomData,
         }
     }
 }
 
-impl fmt::Debug for Bodies {
+impl<K> fmt::Debug for Bodies<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bodies")
-            .field("len", &self.len())
-            .field("total_bytes", &self.total_bytes())
+            .field("len", &self.index.len())
+            .field("total_bytes", &self.total_bytes)
             .finish()
     }
 }
 
-/// The iterator of [`Bodies::iter`]: `(id, body)` in ascending ID order.
+/// The iterator of [`Bodies::iter`]: `(key, body)` in ascending key order.
 ///
 /// Its `Debug` shows how many bodies are left, not their bytes.
-#[derive(Clone)]
-pub struct BodiesIter<'a> {
+pub struct BodiesIter<'a, K = u64> {
     chunks: &'a [Vec<u8>],
+    keys: Option<&'a TextKeys>,
     entries: std::slice::Iter<'a, Entry>,
+    kind: PhantomData<fn() -> K>,
 }
 
-impl<'a> Iterator for BodiesIter<'a> {
-    type Item = (u64, &'a [u8]);
+impl<K> Clone for BodiesIter<'_, K> {
+    fn clone(&self) -> Self {
+        BodiesIter {
+            entries: self.entries.clone(),
+            kind: PhantomData,
+            ..*self
+        }
+    }
+}
+
+impl<'a, K: KeyKind> BodiesIter<'a, K> {
+    fn item(&self, entry: &'a Entry) -> (K::Ref<'a>, &'a [u8]) {
+        (key_of::<K>(entry, self.keys), entry.body(self.chunks))
+    }
+}
+
+impl<'a, K: KeyKind> Iterator for BodiesIter<'a, K> {
+    type Item = (K::Ref<'a>, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
         let entry = self.entries.next()?;
-        Some((entry.id, entry.body(self.chunks)))
+        Some(self.item(entry))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.entries.size_hint()
     }
 
-    /// In constant time, so the `n`th body by ID order is a lookup, not a walk.
+    /// In constant time, so the `n`th body by key order is a lookup, not a walk.
     fn nth(&mut self, n: usize) -> Option<Self::Item> {
         let entry = self.entries.nth(n)?;
-        Some((entry.id, entry.body(self.chunks)))
+        Some(self.item(entry))
     }
 }
 
-impl ExactSizeIterator for BodiesIter<'_> {}
+impl<K: KeyKind> ExactSizeIterator for BodiesIter<'_, K> {}
 
-impl FusedIterator for BodiesIter<'_> {}
+impl<K: KeyKind> FusedIterator for BodiesIter<'_, K> {}
 
-impl fmt::Debug for BodiesIter<'_> {
+impl<K> fmt::Debug for BodiesIter<'_, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BodiesIter")
-            .field("remaining", &self.len())
+            .field("remaining", &self.entries.len())
             .finish_non_exhaustive()
     }
 }
 
-impl DoubleEndedIterator for BodiesIter<'_> {
+impl<K: KeyKind> DoubleEndedIterator for BodiesIter<'_, K> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let entry = self.entries.next_back()?;
-        Some((entry.id, entry.body(self.chunks)))
+        Some(self.item(entry))
     }
 }
 
-/// The iterator of [`Bodies::into_iter`](IntoIterator::into_iter): owned `(id, body)` pairs in ascending ID
-/// order.
+/// The iterator of [`Bodies::into_iter`](IntoIterator::into_iter): owned `(key, body)`
+/// pairs in ascending key order.
 ///
 /// Its `Debug` shows how many bodies are left, not their bytes.
-pub struct BodiesIntoIter {
+pub struct BodiesIntoIter<K = u64> {
     chunks: Vec<Vec<u8>>,
+    keys: Option<Arc<TextKeys>>,
     entries: std::vec::IntoIter<Entry>,
+    kind: PhantomData<fn() -> K>,
 }
 
-impl BodiesIntoIter {
-    fn take(&mut self, entry: Entry) -> (u64, Vec<u8>) {
+impl<K: KeyKind> BodiesIntoIter<K> {
+    fn take(&mut self, entry: Entry) -> (K, Vec<u8>) {
         // Only a body over CHUNK_BYTES has a chunk to itself (see
         // `BodiesBuilder::push`), so moving that chunk out takes from no other body.
         let body = if entry.len as usize > CHUNK_BYTES {
@@ -256,12 +377,16 @@ impl BodiesIntoIter {
         } else {
             entry.body(&self.chunks).to_vec()
         };
-        (entry.id, body)
+        let text = match &self.keys {
+            Some(keys) => keys.get(entry.id as usize).to_owned(),
+            None => String::new(),
+        };
+        (K::from_parts(entry.id, text), body)
     }
 }
 
-impl Iterator for BodiesIntoIter {
-    type Item = (u64, Vec<u8>);
+impl<K: KeyKind> Iterator for BodiesIntoIter<K> {
+    type Item = (K, Vec<u8>);
 
     fn next(&mut self) -> Option<Self::Item> {
         let entry = self.entries.next()?;
@@ -273,21 +398,21 @@ impl Iterator for BodiesIntoIter {
     }
 }
 
-impl ExactSizeIterator for BodiesIntoIter {}
+impl<K: KeyKind> ExactSizeIterator for BodiesIntoIter<K> {}
 
-impl FusedIterator for BodiesIntoIter {}
+impl<K: KeyKind> FusedIterator for BodiesIntoIter<K> {}
 
-impl DoubleEndedIterator for BodiesIntoIter {
+impl<K: KeyKind> DoubleEndedIterator for BodiesIntoIter<K> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let entry = self.entries.next_back()?;
         Some(self.take(entry))
     }
 }
 
-impl fmt::Debug for BodiesIntoIter {
+impl<K> fmt::Debug for BodiesIntoIter<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BodiesIntoIter")
-            .field("remaining", &self.len())
+            .field("remaining", &self.entries.len())
             .finish_non_exhaustive()
     }
 }
@@ -382,9 +507,34 @@ impl BodiesBuilder {
         other.shared = None;
     }
 
-    pub(crate) fn build(mut self) -> Bodies {
-        self.bodies.index.sort_unstable_by_key(|e| e.id);
-        self.bodies
+    /// The bodies of `u64` IDs.
+    #[cfg(test)]
+    pub(crate) fn build(self) -> Bodies {
+        self.finish(None)
+    }
+
+    /// The bodies, sorted by key: by ID, or by text when `keys` holds the text keys
+    /// that entries point into.
+    pub(crate) fn finish<K: KeyKind>(self, keys: Option<Arc<TextKeys>>) -> Bodies<K> {
+        let Bodies {
+            chunks,
+            mut index,
+            total_bytes,
+            ..
+        } = self.bodies;
+        match keys.as_deref() {
+            Some(text) => {
+                index.sort_unstable_by(|a, b| text.get(a.id as usize).cmp(text.get(b.id as usize)))
+            }
+            None => index.sort_unstable_by_key(|e| e.id),
+        }
+        Bodies {
+            chunks,
+            index,
+            total_bytes,
+            keys,
+            kind: PhantomData,
+        }
     }
 }
 
@@ -579,9 +729,62 @@ mod tests {
         assert_eq!(iter.next(), None);
     }
 
+    /// Bodies of text keys, pushed in `order` (positions in `keys`).
+    fn text_sample(keys: &[&str], order: &[usize]) -> Bodies<String> {
+        let keys = Arc::new(TextKeys::distinct(keys.iter()).unwrap());
+        let mut builder = BodiesBuilder::default();
+        for &at in order {
+            builder.push(at as u64, format!("body of {}", keys.get(at)).as_bytes());
+        }
+        builder.finish(Some(keys))
+    }
+
+    #[test]
+    fn text_keys_are_looked_up_and_iterated_in_byte_order() {
+        let bodies = text_sample(&["bob", "alice", "a/b", "é"], &[2, 0, 3, 1]);
+        assert_eq!(bodies.len(), 4);
+        assert_eq!(bodies.get("alice"), Some(&b"body of alice"[..]));
+        assert_eq!(&bodies["a/b"], b"body of a/b");
+        assert_eq!(bodies.get("carol"), None);
+        assert!(bodies.contains("é") && !bodies.contains(""));
+        assert_eq!(
+            bodies.keys().collect::<Vec<_>>(),
+            ["a/b", "alice", "bob", "é"]
+        );
+        let backwards: Vec<&str> = bodies.iter().rev().map(|(key, _)| key).collect();
+        assert_eq!(backwards, ["é", "bob", "alice", "a/b"]);
+        let owned: HashMap<String, Vec<u8>> = bodies.clone().into_map();
+        assert_eq!(owned["bob"], b"body of bob");
+        assert_eq!(
+            format!("{bodies:?}"),
+            format!("Bodies {{ len: 4, total_bytes: {} }}", bodies.total_bytes())
+        );
+    }
+
+    #[test]
+    fn text_bodies_are_equal_by_contents_whatever_the_arrival_order() {
+        let keys = ["x", "y", "z"];
+        assert_eq!(
+            text_sample(&keys, &[0, 1, 2]),
+            text_sample(&keys, &[2, 0, 1])
+        );
+        // Other positions for the same keys: still the same map.
+        assert_eq!(
+            text_sample(&keys, &[0, 1, 2]),
+            text_sample(&["z", "y", "x"], &[1, 2, 0])
+        );
+        assert_ne!(text_sample(&keys, &[0, 1]), text_sample(&keys, &[0, 2]));
+    }
+
+    #[test]
+    #[should_panic(expected = "no body for key \"dave\"")]
+    fn indexing_a_missing_key_panics_with_the_key() {
+        let _ = &text_sample(&["alice"], &[0])["dave"];
+    }
+
     #[test]
     fn empty_bodies_hold_nothing() {
-        let bodies = Bodies::default();
+        let bodies = Bodies::<u64>::default();
         assert!(bodies.is_empty());
         assert_eq!(bodies.iter().next(), None);
     }

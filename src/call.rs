@@ -1,9 +1,10 @@
 //! One call on the client: the state its caller shares with the workers serving it.
 //!
-//! A worker given a call by the pool (see `pool.rs`) takes the call's IDs one after
+//! A worker given a call by the pool (see `pool.rs`) claims the call's keys one after
 //! another for as long as it has any, and hands each outcome to the call's sink. So a
 //! `fetch_all` of a million IDs crosses between threads twice in all (jobs out, one
-//! wake-up back), not twice per ID.
+//! wake-up back), not twice per ID. Keys of either kind take the same path: a worker
+//! claims a position in the call's list, or a key fed to it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,12 +15,13 @@ use crate::abort::CallSockets;
 use crate::cancel::{CancelToken, Signals};
 use crate::collect::{Batch, Collector};
 use crate::error::FetchError;
+use crate::key::{KeyRef, TextKeys};
 
 /// How one fetch ended. The body, on success, is in the worker's buffer.
 pub(crate) type Outcome = Result<(), FetchError>;
 
-/// A result as a stream hands it to its caller.
-pub(crate) type Streamed = (u64, Result<Vec<u8>, FetchError>);
+/// A result as a stream hands it to its caller, with the key it was fed.
+pub(crate) type Streamed = (Claim, Result<Vec<u8>, FetchError>);
 
 /// The state one call shares with the workers running its IDs.
 pub(crate) struct Call {
@@ -30,19 +32,57 @@ pub(crate) struct Call {
     sink: Sink,
 }
 
-/// Where a call's IDs come from.
+/// Where a call's keys come from.
 pub(crate) enum Ids {
-    /// Every ID known up front (`fetch_all`): workers claim them in order.
-    Listed { ids: Box<[u64]>, next: AtomicUsize },
+    /// Every key known up front (`fetch_all`): workers claim their positions in order.
+    Listed { keys: Listed, next: AtomicUsize },
     /// Handed over one at a time by the caller's thread (`fetch_iter`), each followed
-    /// by a job for a worker, so that no ID waits without a worker on its way.
-    Fed(Receiver<u64>),
+    /// by a job for a worker, so that no key waits without a worker on its way.
+    Fed(Receiver<Claim>),
+}
+
+/// The distinct keys of a `fetch_all` call, of one kind.
+pub(crate) enum Listed {
+    Ids(Box<[u64]>),
+    Text(Arc<TextKeys>),
+}
+
+impl Listed {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Listed::Ids(ids) => ids.len(),
+            Listed::Text(keys) => keys.len(),
+        }
+    }
+}
+
+/// A key a worker has claimed.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// A `u64` ID, listed or fed.
+    Id(u64),
+    /// The text key at this position of the call's [`Listed::Text`].
+    At(usize),
+    /// A text key fed to the call.
+    Text(Box<str>),
+}
+
+impl Claim {
+    /// Where a collected body is filed: by ID, or by the text key's position.
+    fn slot(&self) -> u64 {
+        match *self {
+            Claim::Id(id) => id,
+            Claim::At(at) => at as u64,
+            // Fed keys are streamed, never collected.
+            Claim::Text(_) => u64::MAX,
+        }
+    }
 }
 
 impl Ids {
-    pub(crate) fn listed(ids: Box<[u64]>) -> Self {
+    pub(crate) fn listed(keys: Listed) -> Self {
         Ids::Listed {
-            ids,
+            keys,
             next: AtomicUsize::new(0),
         }
     }
@@ -66,14 +106,37 @@ impl Call {
         }
     }
 
-    /// The next ID to fetch, or `None` when there is none or the call has stopped.
-    pub(crate) fn next_id(&self) -> Option<u64> {
+    /// The next key to fetch, or `None` when there is none or the call has stopped.
+    pub(crate) fn next_key(&self) -> Option<Claim> {
         if self.signals.check().is_err() {
             return None;
         }
         match &self.ids {
-            Ids::Listed { ids, next } => ids.get(next.fetch_add(1, Ordering::Relaxed)).copied(),
-            Ids::Fed(ids) => ids.try_recv().ok(),
+            Ids::Listed { keys, next } => {
+                let at = next.fetch_add(1, Ordering::Relaxed);
+                match keys {
+                    Listed::Ids(ids) => ids.get(at).copied().map(Claim::Id),
+                    Listed::Text(keys) => (at < keys.len()).then_some(Claim::At(at)),
+                }
+            }
+            Ids::Fed(keys) => keys.try_recv().ok(),
+        }
+    }
+
+    /// The key `claim` stands for.
+    pub(crate) fn key<'a>(&'a self, claim: &'a Claim) -> KeyRef<'a> {
+        match (claim, &self.ids) {
+            (Claim::Id(id), _) => KeyRef::Id(*id),
+            (Claim::Text(text), _) => KeyRef::Text(text),
+            (
+                Claim::At(at),
+                Ids::Listed {
+                    keys: Listed::Text(keys),
+                    ..
+                },
+            ) => KeyRef::Text(keys.get(*at)),
+            // Positions are claimed from listed text keys only.
+            (Claim::At(_), _) => KeyRef::Text(""),
         }
     }
 
@@ -114,9 +177,10 @@ enum ServingSink<'a> {
 }
 
 impl Serving<'_> {
-    /// Called by the worker when an ID ends, however it ends. `body` holds the body on
+    /// Called by the worker when a key ends, however it ends. `body` holds the body on
     /// success; it may be taken, or left for the worker to reuse.
-    pub(crate) fn deliver(&mut self, id: u64, outcome: Outcome, body: &mut Vec<u8>) {
+    #[inline]
+    pub(crate) fn deliver(&mut self, claim: Claim, outcome: Outcome, body: &mut Vec<u8>) {
         match &mut self.sink {
             ServingSink::Collect { collector, batch } => {
                 let failed = outcome.as_ref().is_err_and(|e| !e.is_cancellation());
@@ -125,7 +189,7 @@ impl Serving<'_> {
                     // tokens now, before the caller even wakes.
                     self.call.signals.abort.cancel();
                 }
-                collector.deliver(id, outcome, body, batch);
+                collector.deliver(claim.slot(), outcome, body, batch);
                 if failed {
                     // After the caller is told: each shutdown wakes a worker, and on a
                     // busy machine those could keep the caller waiting.
@@ -135,7 +199,7 @@ impl Serving<'_> {
             ServingSink::Stream(results) => {
                 let result = outcome.map(|()| std::mem::take(body));
                 // The caller may be gone already (it dropped the iterator).
-                let _ = results.send((id, result));
+                let _ = results.send((claim, result));
             }
         }
     }

@@ -7,13 +7,14 @@ use std::time::Duration;
 
 use ureq::http::{HeaderName, HeaderValue};
 
-use crate::bodies::Bodies;
-use crate::call::{AbortOnDrop, Call, Ids, Sink};
+use crate::bodies::{Bodies, BodiesBuilder};
+use crate::call::{AbortOnDrop, Call, Ids, Listed, Sink};
 use crate::cancel::CancelToken;
 use crate::collect::Collector;
 use crate::engine::Engine;
 use crate::error::{BuildError, ConfigError, FetchError};
 use crate::http::Http;
+use crate::key::{Key, KeyKind, TextKeys};
 use crate::limiter::Limiter;
 use crate::pool::Pool;
 use crate::proxy::{self, ProxySetting};
@@ -115,7 +116,8 @@ impl FanOutClient {
     ///
     /// `ids` is anything that iterates over IDs or references to them: a slice, a
     /// `Vec`, a range. Unlike [`fetch_iter`](Self::fetch_iter), the call reads it all
-    /// before the first request.
+    /// before the first request. For text keys (logins, UUIDs, SKUs), see
+    /// [`fetch_all_keys`](Self::fetch_all_keys).
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -154,20 +156,91 @@ impl FanOutClient {
         I: IntoIterator,
         I::Item: Borrow<u64>,
     {
-        self.fetch_distinct(cancel, distinct(ids))
+        self.fetch_all_keys_with(cancel, ids.into_iter().map(|id| *id.borrow()))
+    }
+
+    /// Like [`fetch_all`](Self::fetch_all), for keys of any [`Key`] kind: text keys
+    /// (`&str`, `String`, `Arc<str>`, ...) as well as `u64` IDs. Results are keyed the
+    /// same way: `Bodies<String>` for text keys, `Bodies` for IDs.
+    ///
+    /// A text key is percent-encoded for where `{id}` stands (see
+    /// [`UrlTemplate`]), so that `a/b`, `../admin` or `?x=1` stay one path segment or
+    /// one query value. Duplicate keys are fetched once. An empty key fails the call
+    /// before any request, with [`ErrorKind::InvalidKey`](crate::ErrorKind). A key
+    /// that fails names itself in the error ([`FetchError::key`]):
+    /// `key "alice": http status 404`.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = fanout::FanOutClient::builder("https://api.example.com/users/{id}")
+    ///     .build()?;
+    /// // Asks for /users/alice and /users/o%27brien.
+    /// let bodies = client.fetch_all_keys(["alice", "o'brien", "alice"])?;
+    /// assert_eq!(bodies.len(), 2);
+    /// println!("{} bytes for alice", bodies["alice"].len());
+    ///
+    /// let logins: Vec<String> = vec!["carol".into(), "dave".into()];
+    /// let bodies: fanout::Bodies<String> = client.fetch_all_keys(&logins)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fetch_all_keys<I>(&self, keys: I) -> Result<Bodies<<I::Item as Key>::Kind>, FetchError>
+    where
+        I: IntoIterator,
+        I::Item: Key,
+    {
+        self.fetch_all_keys_with(&CancelToken::new(), keys)
+    }
+
+    /// Like [`fetch_all_keys`](Self::fetch_all_keys), and also stops when `cancel` is
+    /// cancelled or its deadline passes, as [`fetch_all_with`](Self::fetch_all_with)
+    /// does.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use fanout::{CancelToken, FanOutClient};
+    ///
+    /// let client = FanOutClient::builder("https://api.example.com/users/{id}").build()?;
+    /// let cancel = CancelToken::with_timeout(Duration::from_secs(30));
+    /// let bodies = client.fetch_all_keys_with(&cancel, ["alice", "bob"])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn fetch_all_keys_with<I>(
+        &self,
+        cancel: &CancelToken,
+        keys: I,
+    ) -> Result<Bodies<<I::Item as Key>::Kind>, FetchError>
+    where
+        I: IntoIterator,
+        I::Item: Key,
+    {
+        // The only generic part: the keys in, the result's key out.
+        let keys = keys.into_iter();
+        if <<I::Item as Key>::Kind as KeyKind>::TEXT {
+            let text = Arc::new(TextKeys::distinct(keys)?);
+            let builder = self.fetch_listed(cancel, Listed::Text(Arc::clone(&text)))?;
+            Ok(builder.finish(Some(text)))
+        } else {
+            let builder = self.fetch_listed(cancel, Listed::Ids(distinct(keys)))?;
+            Ok(builder.finish(None))
+        }
     }
 
     /// Runs a `fetch_all` call: the workers collect, this thread waits for the answer.
-    fn fetch_distinct(&self, cancel: &CancelToken, ids: Box<[u64]>) -> Result<Bodies, FetchError> {
-        if ids.is_empty() {
-            return Ok(Bodies::default());
+    fn fetch_listed(
+        &self,
+        cancel: &CancelToken,
+        keys: Listed,
+    ) -> Result<BodiesBuilder, FetchError> {
+        if keys.len() == 0 {
+            return Ok(BodiesBuilder::default());
         }
-        let (collector, answered) = Collector::new(ids.len());
+        let (collector, answered) = Collector::new(keys.len());
         let collector = Arc::new(collector);
-        let servers = self.pool.size().min(ids.len());
+        let servers = self.pool.size().min(keys.len());
         let call = Call::new(
             cancel,
-            Ids::listed(ids),
+            Ids::listed(keys),
             Sink::Collect(Arc::clone(&collector)),
         );
         // Stops the workers whichever way this function returns.
@@ -195,7 +268,8 @@ impl FanOutClient {
     /// [`FetchIter`].
     ///
     /// IDs are read from `ids` lazily, as the pool has room, so `ids` may be an
-    /// iterator over millions of IDs read from a file.
+    /// iterator over millions of IDs read from a file. For text keys, see
+    /// [`fetch_iter_keys`](Self::fetch_iter_keys).
     ///
     /// ```no_run
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -221,7 +295,51 @@ impl FanOutClient {
     where
         I: IntoIterator<Item = u64>,
     {
-        FetchIter::new(&self.pool, cancel, ids.into_iter())
+        self.fetch_iter_keys_with(cancel, ids)
+    }
+
+    /// Like [`fetch_iter`](Self::fetch_iter), for keys of any [`Key`] kind: each
+    /// result carries its key as a `String` for text keys (a `u64` for IDs).
+    ///
+    /// Keys are encoded and deduplicated as by
+    /// [`fetch_all_keys`](Self::fetch_all_keys). An empty key is one `Err` item
+    /// ([`ErrorKind::InvalidKey`](crate::ErrorKind)), without a request, and the
+    /// others go on.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::io::BufRead;
+    ///
+    /// let client = fanout::FanOutClient::builder("https://api.example.com/users/{id}").build()?;
+    /// let logins = std::io::stdin().lock().lines().map_while(Result::ok);
+    /// for item in client.fetch_iter_keys(logins) {
+    ///     match item {
+    ///         Ok((login, body)) => println!("{login}: {} bytes", body.len()),
+    ///         Err(e) => eprintln!("{e}"), // key "alice": http status 404
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn fetch_iter_keys<I>(&self, keys: I) -> FetchIter<'_, I::IntoIter>
+    where
+        I: IntoIterator,
+        I::Item: Key,
+    {
+        self.fetch_iter_keys_with(&CancelToken::new(), keys)
+    }
+
+    /// Like [`fetch_iter_keys`](Self::fetch_iter_keys), and also ends when `cancel` is
+    /// cancelled or its deadline passes, with one last `Err` that has no key.
+    pub fn fetch_iter_keys_with<I>(
+        &self,
+        cancel: &CancelToken,
+        keys: I,
+    ) -> FetchIter<'_, I::IntoIter>
+    where
+        I: IntoIterator,
+        I::Item: Key,
+    {
+        FetchIter::new(&self.pool, cancel, keys.into_iter())
     }
 
     /// The client's counters since it was built, and the rate it keeps to now.
@@ -602,15 +720,14 @@ impl FanOutClientBuilder {
     }
 }
 
-/// `ids` without repeats, in their first order.
+/// The IDs of `ids` without repeats, in their first order.
 fn distinct<I>(ids: I) -> Box<[u64]>
 where
-    I: IntoIterator,
-    I::Item: Borrow<u64>,
+    I: Iterator,
+    I::Item: Key,
 {
-    let ids = ids.into_iter();
     let mut seen = HashSet::with_capacity(ids.size_hint().0);
-    ids.map(|id| *id.borrow())
+    ids.map(|id| id.id())
         .filter(|id| seen.insert(*id))
         .collect()
 }

@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::bodies::{Bodies, BodiesBuilder};
+use crate::bodies::BodiesBuilder;
 use crate::cancel::Failure;
 use crate::error::FetchError;
 
@@ -24,7 +24,7 @@ pub(crate) struct Collector {
 
 struct Collected {
     bodies: BodiesBuilder,
-    /// IDs not handed in yet.
+    /// Keys not handed in yet.
     remaining: usize,
     /// The first failure that ends the call.
     error: Option<FetchError>,
@@ -39,7 +39,8 @@ const BATCH_BODIES: usize = 1024;
 const BATCH_BYTES: usize = 1 << 20;
 
 impl Collector {
-    /// A collector for `ids` distinct IDs, and the channel its answer is signalled on.
+    /// A collector for `ids` distinct keys, and the channel its answer is signalled
+    /// on.
     pub(crate) fn new(ids: usize) -> (Self, Receiver<()>) {
         let (done, answered) = crossbeam_channel::bounded(1);
         let collector = Collector {
@@ -53,18 +54,18 @@ impl Collector {
         (collector, answered)
     }
 
-    /// Records how `id` ended: its body goes into `batch`, a failure straight to the
-    /// caller.
+    /// Records how the key in `slot` (its ID, or its position in the call's text keys)
+    /// ended: its body goes into `batch`, a failure straight to the caller.
     pub(crate) fn deliver(
         &self,
-        id: u64,
+        slot: u64,
         outcome: Result<(), FetchError>,
         body: &[u8],
         batch: &mut Batch,
     ) {
         let error = match outcome {
             Ok(()) => {
-                batch.push(id, body);
+                batch.push(slot, body);
                 if batch.len() >= BATCH_BODIES || batch.total_bytes() >= BATCH_BYTES {
                     self.hand_in(batch);
                 }
@@ -99,13 +100,14 @@ impl Collector {
         let _ = self.done.try_send(());
     }
 
-    /// The call's answer, once it has one: the first failure, or every body.
-    pub(crate) fn answer(&self) -> Option<Result<Bodies, FetchError>> {
+    /// The call's answer, once it has one: the first failure, or every body (still to
+    /// be sorted by key).
+    pub(crate) fn answer(&self) -> Option<Result<BodiesBuilder, FetchError>> {
         let mut state = self.lock();
         if let Some(error) = state.error.take() {
             return Some(Err(error));
         }
-        (state.remaining == 0).then(|| Ok(std::mem::take(&mut state.bodies).build()))
+        (state.remaining == 0).then(|| Ok(std::mem::take(&mut state.bodies)))
     }
 
     fn lock(&self) -> MutexGuard<'_, Collected> {

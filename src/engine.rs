@@ -1,4 +1,4 @@
-//! Fetching one ID: wait for a token, send, classify, back off and retry, log.
+//! Fetching one key: wait for a token, send, classify, back off and retry, log.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,6 +8,7 @@ use crate::cancel::{Signals, Stop};
 use crate::error::ErrorKind;
 use crate::error::FetchError;
 use crate::http::{AttemptError, Http, MAX_REDIRECTS, Reply, ReplyKind};
+use crate::key::KeyRef;
 use crate::rate_limit::{NoToken, RateLimit};
 use crate::retry::RetryPolicy;
 use crate::stats::Counters;
@@ -26,18 +27,19 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// Fetches `id` with retries, until it succeeds, fails for good, or `signals` stop
+    /// Fetches `key` with retries, until it succeeds, fails for good, or `signals` stop
     /// the call. On success the body is in `body`, which is overwritten.
     pub(crate) fn fetch_one(
         &self,
-        id: u64,
+        key: KeyRef<'_>,
         signals: &Signals,
         sockets: &Arc<CallSockets>,
         body: &mut Vec<u8>,
     ) -> Result<(), FetchError> {
-        let first_url = self.template.url(id);
+        // Only an empty key makes no URL: refused without a request.
+        let first_url = self.template.url_for(key).ok_or_else(|| key.refused())?;
         let stopped =
-            |stop: Stop, attempts: u32| stop.into_error().with_user_id(id).with_attempts(attempts);
+            |stop: Stop, attempts: u32| stop.into_error().with_key(key).with_attempts(attempts);
 
         let mut attempt = 0;
         // Same-origin redirects followed in this attempt, and where they led.
@@ -72,11 +74,11 @@ impl Engine {
                     return Err(stopped(stop, went_before));
                 }
                 Outcome::Refused(NoToken::Failed(e)) => {
-                    log::error!(user_id = id, attempt = went_before; "rate limiter failed: {e}");
+                    log::error!(user_id = key, attempt = went_before; "rate limiter failed: {e}");
                     self.counters.id_failed();
                     let detail = e.to_string();
                     return Err(FetchError::new(ErrorKind::Limiter)
-                        .with_user_id(id)
+                        .with_key(key)
                         .with_attempts(went_before)
                         .with_detail(detail)
                         .with_source(e));
@@ -93,14 +95,14 @@ impl Engine {
                     match kind {
                         ReplyKind::Body { status } => {
                             log::debug!(
-                                user_id = id, attempt, latency_ms, status, bytes = body.len();
+                                user_id = key, attempt, latency_ms, status, bytes = body.len();
                                 "fetched"
                             );
                             self.counters.id_succeeded();
                             return Ok(());
                         }
                         ReplyKind::Redirect(next) if hops < MAX_REDIRECTS => {
-                            log::debug!(user_id = id, attempt, latency_ms; "redirected to {next}");
+                            log::debug!(user_id = key, attempt, latency_ms; "redirected to {next}");
                             hops += 1;
                             redirected = Some(next);
                             continue;
@@ -139,14 +141,14 @@ impl Engine {
                     let since = *throttled_since.get_or_insert(now);
                     if now.duration_since(since) <= self.retry.max_throttled {
                         log::warn!(
-                            user_id = id, attempt, latency_ms, status;
+                            user_id = key, attempt, latency_ms, status;
                             "throttled: waiting for the server's quota"
                         );
                         attempt -= 1;
                         continue;
                     }
                     log::error!(
-                        user_id = id, attempt, latency_ms, status;
+                        user_id = key, attempt, latency_ms, status;
                         "failed: throttled for longer than {:?}", self.retry.max_throttled
                     );
                     self.counters.id_failed();
@@ -157,7 +159,7 @@ impl Engine {
                     return Err(failed
                         .error
                         .with_detail(detail)
-                        .with_user_id(id)
+                        .with_key(key)
                         .with_attempts(attempt));
                 }
             }
@@ -170,15 +172,15 @@ impl Engine {
             };
             let Some(backoff) = backoff else {
                 log::error!(
-                    user_id = id, attempt, latency_ms, status;
+                    user_id = key, attempt, latency_ms, status;
                     "failed: {}", failed.error
                 );
                 self.counters.id_failed();
-                return Err(failed.error.with_user_id(id).with_attempts(attempt));
+                return Err(failed.error.with_key(key).with_attempts(attempt));
             };
 
             log::warn!(
-                user_id = id, attempt, latency_ms, status,
+                user_id = key, attempt, latency_ms, status,
                 backoff_ms = backoff.as_millis() as u64;
                 "retrying: {}", failed.error
             );

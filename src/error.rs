@@ -4,6 +4,8 @@
 use std::error::Error as StdError;
 use std::fmt;
 
+use crate::key::KeyRef;
+
 /// Why [`FanOutClientBuilder::build`](crate::FanOutClientBuilder::build) made no
 /// client: a configuration it refuses, or a worker thread the system would not start.
 ///
@@ -162,6 +164,9 @@ pub enum ErrorKind {
     /// The rate limiter could not answer, such as a shared limiter whose store is
     /// unreachable (see [`Limiter`](crate::Limiter)); the error's source says why.
     Limiter,
+    /// A text key that can make no URL: an empty one. Refused before any request;
+    /// [`FetchError::key`] says which.
+    InvalidKey,
 }
 
 impl ErrorKind {
@@ -175,6 +180,7 @@ impl ErrorKind {
             ErrorKind::DeadlineExceeded => "deadline exceeded",
             ErrorKind::Internal => "internal error",
             ErrorKind::Limiter => "rate limiter failed",
+            ErrorKind::InvalidKey => "invalid key",
         }
     }
 }
@@ -185,12 +191,13 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A fetch that failed for good: which ID, how, and after how many attempts.
+/// A fetch that failed for good: which ID or key, how, and after how many attempts.
 ///
 /// Its message is one short line: the ID, what failed and why, then notes in
 /// parentheses, such as
 /// `user 1: connect 127.0.0.1:1: connection refused (after 3 attempts)` or
-/// `user 9: timed out reading the body after 10 s`. It names the step that failed,
+/// `user 9: timed out reading the body after 10 s`. A text key is quoted instead:
+/// `key "alice": http status 404`. It names the step that failed,
 /// and the host and port for a connection; never a query string, credentials or
 /// header. [`source`](StdError::source) keeps the error underneath (ureq's, the rate
 /// limiter's, or the last attempt's) for code that wants to look at it.
@@ -220,6 +227,8 @@ pub struct FetchError {
 /// What a [`FetchError`]'s message says besides its kind, status and attempts.
 #[derive(Debug, Default)]
 struct Words {
+    /// The text key that failed (a `u64` one is `user_id`).
+    key: Option<Box<str>>,
     /// What failed and why, when more is known than the kind: stands in for the kind
     /// in the message.
     description: Option<String>,
@@ -242,6 +251,18 @@ impl FetchError {
     pub(crate) fn with_user_id(mut self, user_id: u64) -> Self {
         self.user_id = Some(user_id);
         self
+    }
+
+    /// Names the key that failed, whichever kind it is.
+    pub(crate) fn with_key(self, key: KeyRef<'_>) -> Self {
+        match key {
+            KeyRef::Id(id) => self.with_user_id(id),
+            KeyRef::Text(text) => {
+                let mut named = self;
+                named.words.get_or_insert_default().key = Some(text.into());
+                named
+            }
+        }
     }
 
     pub(crate) fn with_status(mut self, status: u16) -> Self {
@@ -282,9 +303,25 @@ impl FetchError {
     }
 
     /// The user ID whose fetch failed, or `None` when the whole call ended (cancelled
-    /// or past its deadline) rather than one ID.
+    /// or past its deadline) rather than one ID, or when the key was text (see
+    /// [`key`](Self::key)).
     pub fn user_id(&self) -> Option<u64> {
         self.user_id
+    }
+
+    /// The text key whose fetch failed, or `None` when the whole call ended rather
+    /// than one key, or when the key was a `u64` ID (see [`user_id`](Self::user_id)).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = fanout::FanOutClient::builder("https://api.example.com/users/{id}").build()?;
+    /// if let Err(e) = client.fetch_all_keys(["alice", "bob"]) {
+    ///     eprintln!("{:?} failed: {e}", e.key());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn key(&self) -> Option<&str> {
+        self.words.as_deref().and_then(|w| w.key.as_deref())
     }
 
     /// The HTTP status of the last answer, if the server answered at all.
@@ -309,10 +346,13 @@ impl FetchError {
 
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let words = self.words.as_deref();
         if let Some(id) = self.user_id {
             write!(f, "user {id}: ")?;
+        } else if let Some(key) = words.and_then(|w| w.key.as_deref()) {
+            // Quoted and escaped: a key is the caller's text, and the message one line.
+            write!(f, "key {key:?}: ")?;
         }
-        let words = self.words.as_deref();
         match words.and_then(|w| w.description.as_deref()) {
             Some(description) => write_one_line(f, description)?,
             None => {

@@ -44,6 +44,23 @@
 //! bytes kept in one buffer. For millions of IDs, [`FanOutClient::fetch_iter`] streams
 //! `(id, body)` results in completion order instead of collecting them.
 //!
+//! # Keys
+//!
+//! `fetch_all` and `fetch_iter` take `u64` IDs. Their `_keys` forms take any [`Key`]:
+//! IDs, or text (`&str`, `String`, `Arc<str>`, ...), with results keyed the same way
+//! (`Bodies<String>`, `(String, Vec<u8>)`). A text key is percent-encoded for where
+//! `{id}` stands, so that no key can change the URL's structure (see
+//! [`UrlTemplate`]); an empty key is refused with [`ErrorKind::InvalidKey`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = fanout::FanOutClient::builder("https://api.example.com/users/{id}").build()?;
+//! // GET /users/alice, /users/a%2Fb and /users/%2E%2E: never another path.
+//! let bodies = client.fetch_all_keys(["alice", "a/b", ".."])?;
+//! println!("{} bytes for a/b", bodies["a/b"].len());
+//! # Ok(()) }
+//! ```
+//!
 //! The rate limit is pluggable: [`FanOutClientBuilder::limiter`] takes any
 //! [`Limiter`]. With the `redis` feature, `RedisGcra` keeps one quota for every
 //! process that shares a Redis key, so that N replicas do not send N times the quota.
@@ -64,9 +81,11 @@
 //!
 //! # Errors
 //!
-//! [`FetchError`] tells which user ID failed, the [`ErrorKind`], the HTTP status if
-//! the server answered, and how many attempts were made; its message says what failed
-//! and why (`user 1: connect 127.0.0.1:1: connection refused (after 3 attempts)`).
+//! [`FetchError`] tells which user ID (or text key) failed, the [`ErrorKind`], the
+//! HTTP status if the server answered, and how many attempts were made; its message
+//! says what failed and why
+//! (`user 1: connect 127.0.0.1:1: connection refused (after 3 attempts)`, or
+//! `key "alice": http status 404` for a text key).
 //! Retried, with exponential backoff and full jitter: statuses 502, 503 and 504,
 //! connection errors and timeouts.
 //! A 429 (or a 503 with `Retry-After`) pauses and slows the client instead (see
@@ -134,7 +153,8 @@
 //! # Logging
 //!
 //! Through the [`log`] crate, with structured key-values; the library never installs a
-//! logger. Each attempt logs `user_id`, `attempt`, `latency_ms` and `status`: at
+//! logger. Each attempt logs `user_id` (a number, or the text of a text key),
+//! `attempt`, `latency_ms` and `status`: at
 //! `debug` on success, `warn` before a retry (with `backoff_ms`), `error` when an ID
 //! fails for good. With `env_logger` (feature `kv`), `RUST_LOG=fanout=debug` shows them.
 #![forbid(unsafe_code)]
@@ -149,6 +169,7 @@ mod collect;
 mod engine;
 mod error;
 mod http;
+mod key;
 mod limiter;
 mod lock;
 mod phase;
@@ -177,6 +198,7 @@ pub use client::{
     MAX_TIMEOUT,
 };
 pub use error::{BuildError, ConfigError, ErrorKind, FetchError};
+pub use key::{Key, KeyKind};
 pub use limiter::{Clock, Limiter, LimiterError, TokenBucket, TryTake};
 pub use rate::{Rate, RateError};
 #[cfg(feature = "redis")]

@@ -92,18 +92,19 @@ fn work(engine: &Engine, jobs: &Receiver<Job>, requeue: &Sender<Job>) {
     while let Ok(Job::Serve(call)) = jobs.recv() {
         // Hands in what it kept when dropped, after the loop.
         let mut serving = call.serving();
-        while let Some(id) = call.next_id() {
-            // A panic is a bug in this library (or in a log backend); it fails this ID
+        while let Some(claim) = call.next_key() {
+            let key = call.key(&claim);
+            // A panic is a bug in this library (or in a log backend); it fails this key
             // and leaves the worker, and so the pool, whole.
             let outcome = catch_unwind(AssertUnwindSafe(|| {
-                engine.fetch_one(id, &call.signals, &call.sockets, &mut body)
+                engine.fetch_one(key, &call.signals, &call.sockets, &mut body)
             }))
             .unwrap_or_else(|_| {
                 Err(FetchError::new(ErrorKind::Internal)
-                    .with_user_id(id)
+                    .with_key(key)
                     .with_detail("worker panicked"))
             });
-            serving.deliver(id, outcome, &mut body);
+            serving.deliver(claim, outcome, &mut body);
             if body.capacity() > KEPT_BUFFER_BYTES {
                 body = Vec::new();
             }

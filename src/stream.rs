@@ -1,4 +1,4 @@
-//! `fetch_iter`: IDs fed from the caller's thread, results handed back in completion
+//! `fetch_iter`: keys fed from the caller's thread, results handed back in completion
 //! order.
 
 use std::collections::HashSet;
@@ -8,28 +8,35 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::call::{AbortOnDrop, Call, Ids, Sink, Streamed};
+use crate::call::{AbortOnDrop, Call, Claim, Ids, Sink, Streamed};
 use crate::cancel::{CancelToken, Failure};
 use crate::error::FetchError;
+use crate::key::{Key, KeyKind};
 use crate::pool::Pool;
+
+/// What a [`FetchIter`] yields for input `I`: the key, of the input's
+/// [`Kind`](Key::Kind), and its body.
+type Item<I> = Result<(<<I as Iterator>::Item as Key>::Kind, Vec<u8>), FetchError>;
 
 /// The results of [`FanOutClient::fetch_iter`](crate::FanOutClient::fetch_iter), in the
 /// order they complete.
 ///
-/// Each item is `Ok((id, body))`, or `Err` for an ID that failed for good (its
-/// [`FetchError::user_id`] says which). An ID failing does not stop the others. If the
+/// Each item is `Ok((key, body))`, with the key as a `u64` for IDs or a `String` for
+/// text keys, or `Err` for a key that failed for good (its [`FetchError::user_id`] or
+/// [`FetchError::key`] says which). A key failing does not stop the others. If the
 /// caller's [`CancelToken`] is cancelled or its deadline passes, the iterator yields one
-/// last `Err` with no user ID and ends.
+/// last `Err` with no key and ends.
 ///
-/// IDs are taken from the input only as the pool has room for them, so an input of
-/// millions of IDs is never held in memory at once (apart from the set that skips
-/// duplicates: 8 to 16 bytes per distinct ID).
+/// Keys are taken from the input only as the pool has room for them, so an input of
+/// millions of keys is never held in memory at once (apart from the set that skips
+/// duplicates: 8 to 16 bytes per distinct ID, or a copy of each distinct text key and
+/// about 40 bytes).
 ///
 /// Dropping the iterator before the end abandons the call: its remaining IDs are never
 /// requested and workers waiting on its behalf are released at once.
 pub struct FetchIter<'a, I> {
     ids: I,
-    seen: HashSet<u64>,
+    seen: Seen,
     ids_exhausted: bool,
     /// IDs handed to the call whose results have not been read.
     outstanding: usize,
@@ -37,8 +44,8 @@ pub struct FetchIter<'a, I> {
     /// waiting, few enough that a cancel leaves little behind.
     window: usize,
     pool: &'a Pool,
-    /// The call's queue of IDs.
-    feed: Sender<u64>,
+    /// The call's queue of keys.
+    feed: Sender<Claim>,
     results: Receiver<Streamed>,
     /// Fires at the caller's deadline; never fires without one.
     deadline: Receiver<Instant>,
@@ -46,13 +53,28 @@ pub struct FetchIter<'a, I> {
     finished: bool,
 }
 
-impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
+/// The keys a stream has taken, to skip repeats.
+enum Seen {
+    Ids(HashSet<u64>),
+    Text(HashSet<Box<str>>),
+}
+
+impl<'a, I> FetchIter<'a, I>
+where
+    I: Iterator,
+    I::Item: Key,
+{
     pub(crate) fn new(pool: &'a Pool, cancel: &CancelToken, ids: I) -> Self {
         let (results_tx, results) = crossbeam_channel::unbounded();
         let (feed, fed) = crossbeam_channel::unbounded();
         let deadline = cancel.deadline_receiver();
         // Sized for the input, up to a point: a stream of millions may be cut short.
-        let seen = HashSet::with_capacity(ids.size_hint().0.min(1 << 16));
+        let room = ids.size_hint().0.min(1 << 16);
+        let seen = if <<I::Item as Key>::Kind as KeyKind>::TEXT {
+            Seen::Text(HashSet::with_capacity(room))
+        } else {
+            Seen::Ids(HashSet::with_capacity(room))
+        };
         let call = Call::new(cancel, Ids::Fed(fed), Sink::Stream(results_tx));
         FetchIter {
             ids,
@@ -69,23 +91,44 @@ impl<'a, I: Iterator<Item = u64>> FetchIter<'a, I> {
         }
     }
 
-    /// Hands IDs to the call until the window is full or the input ends.
+    /// Hands keys to the call until the window is full or the input ends.
     fn feed(&mut self) {
         while !self.ids_exhausted && self.outstanding < self.window {
-            let Some(id) = self.ids.by_ref().find(|id| self.seen.insert(*id)) else {
+            let Some(key) = self.ids.next() else {
                 self.ids_exhausted = true;
                 return;
             };
+            let claim = match &mut self.seen {
+                Seen::Ids(seen) => {
+                    let id = key.id();
+                    if !seen.insert(id) {
+                        continue;
+                    }
+                    Claim::Id(id)
+                }
+                Seen::Text(seen) => {
+                    let text = key.into_text().into_boxed_str();
+                    if seen.contains(&text) {
+                        continue;
+                    }
+                    seen.insert(text.clone());
+                    Claim::Text(text)
+                }
+            };
             // The call, which holds the other end, lives as long as this iterator.
-            let _ = self.feed.send(id);
+            let _ = self.feed.send(claim);
             self.pool.submit(&self.call.0, 1);
             self.outstanding += 1;
         }
     }
 }
 
-impl<I: Iterator<Item = u64>> Iterator for FetchIter<'_, I> {
-    type Item = Result<(u64, Vec<u8>), FetchError>;
+impl<I> Iterator for FetchIter<'_, I>
+where
+    I: Iterator,
+    I::Item: Key,
+{
+    type Item = Item<I>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -105,8 +148,8 @@ impl<I: Iterator<Item = u64>> Iterator for FetchIter<'_, I> {
             crossbeam_channel::select! {
                 recv(self.results) -> result => {
                     // The call holds a sender, so the channel cannot disconnect.
-                    let (id, result) = result.expect("call keeps its results channel open");
-                    if let Some(item) = self.receive(id, result) {
+                    let (claim, result) = result.expect("call keeps its results channel open");
+                    if let Some(item) = self.receive(claim, result) {
                         return Some(item);
                     }
                 }
@@ -122,16 +165,26 @@ impl<I> FetchIter<'_, I> {
         self.finished = true;
         self.call.0.abort();
     }
+}
 
-    /// Counts a result in, and returns it unless it only says the ID was stopped.
-    fn receive(
-        &mut self,
-        id: u64,
-        result: Result<Vec<u8>, FetchError>,
-    ) -> Option<Result<(u64, Vec<u8>), FetchError>> {
+impl<I> FetchIter<'_, I>
+where
+    I: Iterator,
+    I::Item: Key,
+{
+    /// Counts a result in, and returns it unless it only says the key was stopped.
+    fn receive(&mut self, claim: Claim, result: Result<Vec<u8>, FetchError>) -> Option<Item<I>> {
         self.outstanding -= 1;
         match result {
-            Ok(body) => Some(Ok((id, body))),
+            Ok(body) => {
+                let key = match claim {
+                    Claim::Id(id) => KeyKind::from_parts(id, String::new()),
+                    Claim::Text(text) => KeyKind::from_parts(0, text.into_string()),
+                    // Positions are claimed by `fetch_all` calls only.
+                    Claim::At(at) => KeyKind::from_parts(at as u64, String::new()),
+                };
+                Some(Ok((key, body)))
+            }
             Err(e) => match Failure::of(e) {
                 // Stopped by the caller's cancel, which `next` reports once for the
                 // call.

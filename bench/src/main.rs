@@ -75,7 +75,10 @@ fn main() -> BenchResult<()> {
             let https = args.get(3).is_some_and(|a| a == "https");
             return solo(args.get(1).map(String::as_str), ids, https);
         }
-        Some("memory-child") => return memory_child(args.get(1).map(String::as_str)),
+        Some("memory-child") => {
+            let text = args.get(2).is_some_and(|a| a == "text");
+            return memory_child(args.get(1).map(String::as_str), text);
+        }
         _ => {}
     }
     if let Some(unknown) = args.iter().find(|a| !FIGURES.contains(&a.as_str())) {
@@ -125,7 +128,7 @@ fn main() -> BenchResult<()> {
         cancellation(&mut table, &mut notes)?;
     }
     if wanted("memory") {
-        eprintln!("memory ({MEMORY_IDS} IDs, in a child process; about 20 s)...");
+        eprintln!("memory ({MEMORY_IDS} IDs, then text keys, in child processes; about 40 s)...");
         memory(&mut table)?;
     }
 
@@ -936,22 +939,16 @@ fn cancel_floor(server: &Server, agent: &ureq::Agent) -> BenchResult<Duration> {
 
 /// Figure 5, memory: the peak resident size of a process that fetches `MEMORY_IDS`
 /// IDs with `fetch_all` and keeps the result, measured in a child process of its own so
-/// that nothing else this bench did is counted.
+/// that nothing else this bench did is counted; then the same with as many text keys
+/// (see [`text_key`]) through `fetch_all_keys`, the caller's list of keys included.
 fn memory(table: &mut Table) -> BenchResult<()> {
     // A downstream of its own: the others are gone by now.
     let downstream = Downstream::spawn()?;
-    let addr = downstream.addr;
-    let output = Command::new(std::env::current_exe()?)
-        .args(["memory-child", &addr.to_string()])
-        .stderr(Stdio::inherit())
-        .output()?;
-    if !output.status.success() {
-        return Err(format!("memory child failed: {}", output.status).into());
-    }
-    let stdout = String::from_utf8(output.stdout)?;
-    let peak: u64 = stdout.trim().parse()?;
+    let addr = downstream.addr.to_string();
     let bodies = MEMORY_IDS * server::BODY_BYTES as u64;
     let goal = 2 * bodies + 16 * 1024 * 1024;
+
+    let (peak, _) = memory_child_peaks(&addr, "ids")?;
     let ratio = peak as f64 / goal as f64;
     table.row(
         "peak RSS, fetch_all of 1,000,000 IDs, 64 B bodies",
@@ -959,20 +956,73 @@ fn memory(table: &mut Table) -> BenchResult<()> {
         &format!("<= 2 x bodies + 16 MiB = {:.1} MiB", mib(goal)),
         verdict(ratio, ratio <= 1.0),
     );
+
+    let (peak, list) = memory_child_peaks(&addr, "text")?;
+    let text: u64 = (0..MEMORY_IDS).map(|n| text_key(n).len() as u64).sum();
+    // The caller's own list of keys is theirs; the library may take the IDs' goal plus
+    // twice the keys' text (its copy, and what indexes it).
+    let goal = list + goal + 2 * text;
+    let ratio = peak as f64 / goal as f64;
+    table.row(
+        "peak RSS, fetch_all_keys of 1,000,000 text keys of 12-36 B, 64 B bodies",
+        format!(
+            "{:.1} MiB (the caller's Vec<String> {:.1} MiB, text {:.1} MiB)",
+            mib(peak),
+            mib(list),
+            mib(text)
+        ),
+        &format!(
+            "<= caller's list + the IDs' goal + 2 x text = {:.1} MiB",
+            mib(goal)
+        ),
+        verdict(ratio, ratio <= 1.0),
+    );
     Ok(())
+}
+
+/// Runs `memory-child ADDR KIND` and returns the peak resident size it reports, and
+/// what its list of keys took (0 for IDs).
+fn memory_child_peaks(addr: &str, kind: &str) -> BenchResult<(u64, u64)> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(["memory-child", addr, kind])
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("memory child ({kind}) failed: {}", output.status).into());
+    }
+    let stdout = String::from_utf8(output.stdout)?;
+    let mut numbers = stdout.split_whitespace().map(str::parse::<u64>);
+    let peak = numbers.next().ok_or("memory child printed nothing")??;
+    let list = numbers.next().transpose()?.unwrap_or(0);
+    Ok((peak, list))
 }
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// The hidden `memory-child ADDR` mode: fetches `MEMORY_IDS` IDs and prints this
-/// process's peak resident size in bytes.
-fn memory_child(addr: Option<&str>) -> BenchResult<()> {
+/// Text key `n` of the memory figure: `n` zero-padded to 12 to 36 bytes (the
+/// downstream reads the number back), like a padded SKU.
+fn text_key(n: u64) -> String {
+    format!("{n:0width$}", width = 12 + (n % 25) as usize)
+}
+
+/// The hidden `memory-child ADDR [text]` mode: fetches `MEMORY_IDS` IDs, or as many
+/// text keys, and prints this process's peak resident size in bytes.
+fn memory_child(addr: Option<&str>, text: bool) -> BenchResult<()> {
     let addr: SocketAddr = addr
-        .ok_or("usage: fanout-bench memory-child ADDR")?
+        .ok_or("usage: fanout-bench memory-child ADDR [text]")?
         .parse()?;
     let client = overhead_client(&Target::plain(addr))?;
+    if text {
+        let before = resident("VmRSS:")?;
+        let keys: Vec<String> = (0..MEMORY_IDS).map(text_key).collect();
+        let list = resident("VmRSS:")?.saturating_sub(before);
+        let bodies = client.fetch_all_keys(&keys)?;
+        check_counts(bodies.len(), bodies.total_bytes(), keys.len())?;
+        println!("{} {list}", peak_rss()?);
+        return Ok(());
+    }
     let all = ids(0..MEMORY_IDS);
     let bodies = client.fetch_all(&all)?;
     check_all(&bodies, all.len())?;
@@ -983,12 +1033,17 @@ fn memory_child(addr: Option<&str>) -> BenchResult<()> {
 
 /// This process's peak resident set size (`VmHWM`), in bytes.
 fn peak_rss() -> BenchResult<u64> {
+    resident("VmHWM:")
+}
+
+/// A size from `/proc/self/status` (`VmHWM:` or `VmRSS:`), in bytes.
+fn resident(field: &str) -> BenchResult<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let kib = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .ok_or("no VmHWM in /proc/self/status")?
+        .ok_or_else(|| format!("no {field} in /proc/self/status"))?
         .trim()
         .parse::<u64>()?;
     Ok(kib * 1024)

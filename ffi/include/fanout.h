@@ -48,6 +48,8 @@ enum fanout_status
   FANOUT_STATUS_LIMITER = 10,
   // The system refused what the client needs, such as a worker thread.
   FANOUT_STATUS_SYSTEM = 11,
+  // The callback of `fanout_fetch_each` returned non-zero, which stopped the call.
+  FANOUT_STATUS_STOPPED = 12,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -72,14 +74,27 @@ typedef struct fanout_client fanout_client;
 // may change a configuration.
 typedef struct fanout_config fanout_config;
 
-// Why a call failed: a kind, a message, and the ID and HTTP status it concerns, if
-// any. Made by `fanout_client_new` and `fanout_fetch_all`; freed with
+// Why a call failed: a kind, a message, and the ID or key and HTTP status it
+// concerns, if any. Made by `fanout_client_new` and the fetch functions; freed with
 // `fanout_error_free`.
 typedef struct fanout_error fanout_error;
 
-// The bodies of one call, by ID, in ascending ID order for iteration. Read-only: any
-// number of threads may read one at once.
+// The bodies of one call, by ID in ascending ID order, or by text key in ascending
+// byte order, for iteration. Read-only: any number of threads may read one at once.
 typedef struct fanout_results fanout_results;
+
+// What `fanout_fetch_each` calls once per key, in completion order, on the thread
+// that called `fanout_fetch_each`.
+//
+// `key` is the key, NUL-terminated. On success `body` points to the body's `len`
+// bytes and `error` is NULL; on failure `body` is NULL, `len` is 0, and `error` says
+// why. All three live only until the callback returns: copy what is kept. Return 0
+// to go on, anything else to stop the call.
+typedef int (*fanout_each_callback)(void *user_data,
+                                    const char *key,
+                                    const uint8_t *body,
+                                    size_t len,
+                                    const struct fanout_error *error);
 
 #ifdef __cplusplus
 extern "C" {
@@ -352,6 +367,17 @@ const char *fanout_error_message(const struct fanout_error *error);
 // one write.
 bool fanout_error_user_id(const struct fanout_error *error, uint64_t *user_id);
 
+// The text key the error concerns, as a NUL-terminated UTF-8 string that belongs to
+// `error` and lives until it is freed; NULL for errors of the whole call, for errors
+// of a `uint64_t` ID (see `fanout_error_user_id`), and for NULL `error`.
+//
+// Any thread, at once with other readers of the same error.
+//
+// # Safety
+//
+// `error` is NULL or a live error from this library.
+const char *fanout_error_key(const struct fanout_error *error);
+
 // The HTTP status the server answered with, for `FANOUT_STATUS_HTTP_STATUS` errors;
 // 0 otherwise, and for NULL `error`.
 //
@@ -371,7 +397,61 @@ uint16_t fanout_error_http_status(const struct fanout_error *error);
 // `error` is NULL or a live error from this library, not used again after this.
 void fanout_error_free(struct fanout_error *error);
 
-// How many IDs the results hold; 0 for NULL.
+// Fetches the `n` text keys at `keys` (NUL-terminated UTF-8 strings; repeats are
+// fetched once) and, on success, sets `*out` to the results, looked up with
+// `fanout_results_get_key` (free them with `fanout_results_free`).
+//
+// Each key goes into the URL percent-encoded, so that no key can add a path segment
+// or a query parameter. An empty key, a NULL one or one that is not UTF-8 fails the
+// call with `FANOUT_STATUS_INVALID_ARGUMENT` before any request. Otherwise the first
+// key that fails for good ends the call as in `fanout_fetch_all`, and
+// `fanout_error_key` names it. `cancel` may be NULL, as in `fanout_fetch_all`.
+//
+// `keys` may be NULL only when `n` is 0. Blocks until the call ends. Any number of
+// threads may call this at once on one client.
+//
+// # Safety
+//
+// `client` and `cancel` are NULL or live handles, not freed during the call; `keys`
+// is NULL or points to `n` readable pointers, each NULL or a NUL-terminated string,
+// unchanged during the call; `out` and `err` are NULL or valid for one write.
+fanout_status fanout_fetch_all_keys(const struct fanout_client *client,
+                                    const char *const *keys,
+                                    size_t n,
+                                    const struct fanout_cancel *cancel,
+                                    struct fanout_results **out,
+                                    struct fanout_error **err);
+
+// Fetches the `n` text keys at `keys` as `fanout_fetch_all_keys` does, but hands each
+// result to `callback` as it completes instead of keeping it: memory stays bounded
+// by the number of requests in flight (and the set of keys seen, to skip repeats),
+// whatever `n` is. `user_data` is passed to every call of `callback` as it is.
+//
+// A key that fails does not stop the others: the callback gets its error (an empty
+// key's without a request). The call stops early when the callback returns non-zero
+// (`FANOUT_STATUS_STOPPED`) or when `cancel` is cancelled or its deadline passes
+// (`FANOUT_STATUS_CANCELLED` or `FANOUT_STATUS_DEADLINE_EXCEEDED`); its requests in
+// flight are then interrupted, and the callback is not called again. Otherwise it
+// returns `FANOUT_STATUS_OK` once every key has been handed to the callback. A NULL
+// or non-UTF-8 key fails the call with `FANOUT_STATUS_INVALID_ARGUMENT` before any
+// request.
+//
+// The callback runs on the calling thread, one call at a time; it must not free the
+// client. Any number of threads may call this at once on one client.
+//
+// # Safety
+//
+// As `fanout_fetch_all_keys`; `callback` is not NULL and may be called with
+// `user_data` as described.
+fanout_status fanout_fetch_each(const struct fanout_client *client,
+                                const char *const *keys,
+                                size_t n,
+                                const struct fanout_cancel *cancel,
+                                fanout_each_callback callback,
+                                void *user_data,
+                                struct fanout_error **err);
+
+// How many IDs or keys the results hold; 0 for NULL.
 //
 // Any thread, at once with other readers.
 //
@@ -383,7 +463,8 @@ size_t fanout_results_len(const struct fanout_results *results);
 // Looks up the body of `id`: on success `*body` points to its `*len` bytes, which
 // belong to `results` and live until it is freed (for an empty body, `*body` is not
 // NULL but must not be read). `FANOUT_STATUS_NOT_FOUND` if the call did not include
-// `id`. On failure `*body` is NULL and `*len` is 0.
+// `id`; `FANOUT_STATUS_INVALID_ARGUMENT` for results of text keys. On failure
+// `*body` is NULL and `*len` is 0.
 //
 // Any thread, at once with other readers.
 //
@@ -399,7 +480,8 @@ fanout_status fanout_results_get(const struct fanout_results *results,
 // The `index`th entry in ascending ID order, for iteration from 0 to
 // `fanout_results_len(results) - 1`: writes its ID to `*id` and its body to `*body`
 // and `*len`, as `fanout_results_get` does. `FANOUT_STATUS_NOT_FOUND` once `index`
-// is past the end. On failure `*id` and `*len` are 0 and `*body` is NULL.
+// is past the end; `FANOUT_STATUS_INVALID_ARGUMENT` for results of text keys. On
+// failure `*id` and `*len` are 0 and `*body` is NULL.
 //
 // Any thread, at once with other readers.
 //
@@ -412,6 +494,44 @@ fanout_status fanout_results_at(const struct fanout_results *results,
                                 uint64_t *id,
                                 const uint8_t **body,
                                 size_t *len);
+
+// Looks up the body of the text key `key` (NUL-terminated UTF-8), in results of
+// `fanout_fetch_all_keys`: on success `*body` points to its `*len` bytes, as
+// `fanout_results_get` gives them. `FANOUT_STATUS_NOT_FOUND` if the call did not
+// include `key`; `FANOUT_STATUS_INVALID_ARGUMENT` for results of IDs. On failure
+// `*body` is NULL and `*len` is 0.
+//
+// Any thread, at once with other readers.
+//
+// # Safety
+//
+// `results` is NULL or live results; `key` is NULL or a NUL-terminated string;
+// `body` and `len` are NULL or valid for one write.
+fanout_status fanout_results_get_key(const struct fanout_results *results,
+                                     const char *key,
+                                     const uint8_t **body,
+                                     size_t *len);
+
+// The `index`th entry in ascending byte order of the keys, in results of
+// `fanout_fetch_all_keys`, for iteration from 0 to `fanout_results_len(results) - 1`:
+// `*key` points to its key's `*key_len` bytes of UTF-8, **not** NUL-terminated, and
+// `*body` to its body's `*len` bytes; both belong to `results` and live until it is
+// freed. `FANOUT_STATUS_NOT_FOUND` once `index` is past the end;
+// `FANOUT_STATUS_INVALID_ARGUMENT` for results of IDs. On failure the pointers are
+// NULL and the lengths 0.
+//
+// Any thread, at once with other readers.
+//
+// # Safety
+//
+// `results` is NULL or live results; `key`, `key_len`, `body` and `len` are NULL or
+// valid for one write.
+fanout_status fanout_results_key_at(const struct fanout_results *results,
+                                    size_t index,
+                                    const char **key,
+                                    size_t *key_len,
+                                    const uint8_t **body,
+                                    size_t *len);
 
 // Frees results and every body in them. NULL is ignored.
 //

@@ -18,6 +18,13 @@ pub struct FanoutClient {
     client: FanOutClient,
 }
 
+impl FanoutClient {
+    /// The library's client.
+    pub(crate) fn client(&self) -> &FanOutClient {
+        &self.client
+    }
+}
+
 /// Checks `config` and makes a client from it, starting its worker threads. On
 /// success `*out` is the client (free it with `fanout_client_free`); on failure
 /// `*out` is NULL and `*err`, if `err` is not NULL, explains (free it with

@@ -1,6 +1,6 @@
 //! Status codes, and the error handle that says more than a code.
 
-use std::ffi::{CString, c_char};
+use std::ffi::{CStr, CString, c_char};
 
 use fanout::{BuildError, ConfigError, ErrorKind, FetchError};
 
@@ -39,6 +39,8 @@ pub enum FanoutStatus {
     Limiter = 10,
     /// The system refused what the client needs, such as a worker thread.
     System = 11,
+    /// The callback of `fanout_fetch_each` returned non-zero, which stopped the call.
+    Stopped = 12,
 }
 
 impl From<ErrorKind> for FanoutStatus {
@@ -51,20 +53,23 @@ impl From<ErrorKind> for FanoutStatus {
             ErrorKind::Cancelled => FanoutStatus::Cancelled,
             ErrorKind::DeadlineExceeded => FanoutStatus::DeadlineExceeded,
             ErrorKind::Limiter => FanoutStatus::Limiter,
+            ErrorKind::InvalidKey => FanoutStatus::InvalidArgument,
             // Internal, and any kind a newer library adds.
             _ => FanoutStatus::Internal,
         }
     }
 }
 
-/// Why a call failed: a kind, a message, and the ID and HTTP status it concerns, if
-/// any. Made by `fanout_client_new` and `fanout_fetch_all`; freed with
+/// Why a call failed: a kind, a message, and the ID or key and HTTP status it
+/// concerns, if any. Made by `fanout_client_new` and the fetch functions; freed with
 /// `fanout_error_free`.
 #[derive(Debug)]
 pub struct FanoutError {
     kind: FanoutStatus,
     message: CString,
     user_id: Option<u64>,
+    /// The text key it concerns, if any.
+    key: Option<CString>,
     http_status: u16,
 }
 
@@ -77,6 +82,7 @@ impl FanoutError {
             kind,
             message: CString::new(message).unwrap_or_default(),
             user_id: None,
+            key: None,
             http_status: 0,
         }
     }
@@ -94,6 +100,8 @@ impl From<FetchError> for FanoutError {
     fn from(e: FetchError) -> Self {
         FanoutError {
             user_id: e.user_id(),
+            // Keys come from C strings, so hold no NUL.
+            key: e.key().and_then(|k| CString::new(k).ok()),
             http_status: e.status().unwrap_or(0),
             ..FanoutError::new(e.kind().into(), e.to_string())
         }
@@ -182,6 +190,24 @@ pub unsafe extern "C" fn fanout_error_user_id(
             user_id.set(id);
         }
         true
+    })
+}
+
+/// The text key the error concerns, as a NUL-terminated UTF-8 string that belongs to
+/// `error` and lives until it is freed; NULL for errors of the whole call, for errors
+/// of a `uint64_t` ID (see `fanout_error_user_id`), and for NULL `error`.
+///
+/// Any thread, at once with other readers of the same error.
+///
+/// # Safety
+///
+/// `error` is NULL or a live error from this library.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fanout_error_key(error: *const FanoutError) -> *const c_char {
+    guard_value(std::ptr::null(), || {
+        // SAFETY: `error` is NULL or a live error, by this function's contract.
+        let key = unsafe { live(error) }.and_then(|e| e.key.as_deref());
+        key.map_or(std::ptr::null(), CStr::as_ptr)
     })
 }
 

@@ -30,6 +30,7 @@ mod client;
 mod config;
 mod error;
 mod handle;
+mod keys;
 mod out;
 mod results;
 mod unwind;
@@ -48,9 +49,11 @@ pub use config::{
     fanout_config_set_url_template,
 };
 pub use error::{
-    FanoutError, FanoutStatus, fanout_error_free, fanout_error_http_status, fanout_error_kind,
-    fanout_error_message, fanout_error_user_id,
+    FanoutError, FanoutStatus, fanout_error_free, fanout_error_http_status, fanout_error_key,
+    fanout_error_kind, fanout_error_message, fanout_error_user_id,
 };
+pub use keys::{FanoutEachCallback, fanout_fetch_all_keys, fanout_fetch_each};
 pub use results::{
-    FanoutResults, fanout_results_at, fanout_results_free, fanout_results_get, fanout_results_len,
+    FanoutResults, fanout_results_at, fanout_results_free, fanout_results_get,
+    fanout_results_get_key, fanout_results_key_at, fanout_results_len,
 };

@@ -183,4 +183,34 @@ fn the_python_example_fetches_through_the_shared_library() {
         "{}",
         show(&output)
     );
+
+    // Text keys: "08" is user 8 to the server, and "a/b" one segment it does not know.
+    let output = Command::new("python3")
+        .arg(crate_dir().join("python/fetch_users.py"))
+        .arg("--library")
+        .arg(&library)
+        .arg("--keys")
+        .arg(server.template())
+        .args(["7", "08", "7"])
+        .output()
+        .expect("run python3");
+    assert!(output.status.success(), "{}", show(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, "08\tuser 8\n7\tuser 7\n", "{}", show(&output));
+    let output = Command::new("python3")
+        .arg(crate_dir().join("python/fetch_users.py"))
+        .arg("--library")
+        .arg(&library)
+        .arg("--keys")
+        .arg(server.template())
+        .args(["1", "a/b"])
+        .output()
+        .expect("run python3");
+    assert_eq!(output.status.code(), Some(1), "{}", show(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("key \"a/b\": http status 404"),
+        "{}",
+        show(&output)
+    );
 }

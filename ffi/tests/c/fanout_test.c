@@ -103,6 +103,126 @@ static void test_failing_id(const fanout_client *client) {
     fanout_error_free(err);
 }
 
+static void test_text_keys(const fanout_client *client) {
+    /* The server reads the number in the last path segment: "08" is user 8. */
+    const char *const keys[] = {"7", "08", "7", "42"};
+    fanout_results *results = NULL;
+    fanout_error *err = NULL;
+    CHECK(fanout_fetch_all_keys(client, keys, 4, NULL, &results, &err) == FANOUT_STATUS_OK);
+    CHECK(err == NULL);
+    CHECK(fanout_results_len(results) == 3); /* the repeated "7" is fetched once */
+
+    const uint8_t *body = NULL;
+    size_t len = 0;
+    CHECK(fanout_results_get_key(results, "08", &body, &len) == FANOUT_STATUS_OK);
+    CHECK(len == strlen("user 8") && memcmp(body, "user 8", len) == 0);
+    CHECK(fanout_results_get_key(results, "8", &body, &len) == FANOUT_STATUS_NOT_FOUND);
+    CHECK(body == NULL && len == 0);
+    /* Results of text keys hold no uint64_t IDs. */
+    CHECK(fanout_results_get(results, 7, &body, &len) == FANOUT_STATUS_INVALID_ARGUMENT);
+
+    /* Iteration is in ascending byte order of the keys, which are not NUL-terminated. */
+    const char *expected[] = {"08", "42", "7"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *key = NULL;
+        size_t key_len = 0;
+        CHECK(fanout_results_key_at(results, i, &key, &key_len, &body, &len) ==
+              FANOUT_STATUS_OK);
+        CHECK(key_len == strlen(expected[i]) && memcmp(key, expected[i], key_len) == 0);
+    }
+    const char *key = "x";
+    size_t key_len = 9;
+    CHECK(fanout_results_key_at(results, 3, &key, &key_len, &body, &len) ==
+          FANOUT_STATUS_NOT_FOUND);
+    CHECK(key == NULL && key_len == 0);
+    fanout_results_free(results);
+
+    /* A key that fails is named; one with a slash stays one segment (and so is not a
+     * number the server knows). */
+    const char *const failing[] = {"1", "2/3"};
+    CHECK(fanout_fetch_all_keys(client, failing, 2, NULL, &results, &err) ==
+          FANOUT_STATUS_HTTP_STATUS);
+    CHECK(results == NULL);
+    CHECK(fanout_error_key(err) != NULL && strcmp(fanout_error_key(err), "2/3") == 0);
+    CHECK(!fanout_error_user_id(err, NULL));
+    CHECK(strstr(fanout_error_message(err), "key \"2/3\"") != NULL);
+    fanout_error_free(err);
+
+    /* An empty key, or a NULL one, is refused before any request. */
+    const char *const empty[] = {"1", ""};
+    CHECK(fanout_fetch_all_keys(client, empty, 2, NULL, &results, &err) ==
+          FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(strcmp(fanout_error_key(err), "") == 0);
+    fanout_error_free(err);
+    const char *const null_key[] = {"1", NULL};
+    CHECK(fanout_fetch_all_keys(client, null_key, 2, NULL, &results, &err) ==
+          FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(strstr(fanout_error_message(err), "keys[1] is NULL") != NULL);
+    CHECK(fanout_error_key(err) == NULL);
+    fanout_error_free(err);
+    CHECK(fanout_error_key(NULL) == NULL);
+}
+
+struct each_seen {
+    int ok;
+    int failed;
+    int stop_after;
+    char failed_keys[64];
+};
+
+static int on_each(void *user_data, const char *key, const uint8_t *body, size_t len,
+                   const fanout_error *error) {
+    struct each_seen *seen = user_data;
+    if (error == NULL) {
+        char expected[32];
+        snprintf(expected, sizeof expected, "user %s", key);
+        CHECK(body != NULL && len == strlen(expected) && memcmp(body, expected, len) == 0);
+        seen->ok++;
+    } else {
+        CHECK(body == NULL && len == 0);
+        CHECK(strcmp(fanout_error_key(error), key) == 0);
+        strncat(seen->failed_keys, key[0] ? key : "(empty)",
+                sizeof seen->failed_keys - strlen(seen->failed_keys) - 2);
+        strcat(seen->failed_keys, ",");
+        seen->failed++;
+    }
+    return seen->stop_after > 0 && seen->ok + seen->failed >= seen->stop_after;
+}
+
+static void test_fetch_each(const fanout_client *client) {
+    const char *const keys[] = {"1", "2", "13", "3", "", "2", "4"};
+    struct each_seen seen = {0, 0, 0, ""};
+    fanout_error *err = NULL;
+    CHECK(fanout_fetch_each(client, keys, 7, NULL, on_each, &seen, &err) == FANOUT_STATUS_OK);
+    CHECK(err == NULL);
+    CHECK(seen.ok == 4);     /* 1, 2, 3, 4; the repeated "2" once */
+    CHECK(seen.failed == 2); /* 13 answers 500; the empty key makes no request */
+    CHECK(strstr(seen.failed_keys, "13,") != NULL && strstr(seen.failed_keys, "(empty),") != NULL);
+
+    /* A non-zero return stops the call: no more callbacks. */
+    const char *many[50];
+    char names[50][8];
+    for (int i = 0; i < 50; i++) {
+        snprintf(names[i], sizeof names[i], "%d", i + 100);
+        many[i] = names[i];
+    }
+    struct each_seen stop = {0, 0, 1, ""};
+    CHECK(fanout_fetch_each(client, many, 50, NULL, on_each, &stop, &err) ==
+          FANOUT_STATUS_STOPPED);
+    CHECK(stop.ok + stop.failed == 1);
+    CHECK(fanout_error_kind(err) == FANOUT_STATUS_STOPPED);
+    fanout_error_free(err);
+
+    /* A NULL callback, or a NULL key, is refused before any request. */
+    CHECK(fanout_fetch_each(client, keys, 7, NULL, NULL, NULL, NULL) ==
+          FANOUT_STATUS_INVALID_ARGUMENT);
+    const char *const null_key[] = {"1", NULL};
+    struct each_seen none = {0, 0, 0, ""};
+    CHECK(fanout_fetch_each(client, null_key, 2, NULL, on_each, &none, NULL) ==
+          FANOUT_STATUS_INVALID_ARGUMENT);
+    CHECK(none.ok + none.failed == 0);
+}
+
 struct canceller {
     const fanout_cancel *cancel;
 };
@@ -326,6 +446,8 @@ int main(int argc, char **argv) {
     fanout_client *client = make_client(argv[1]);
     test_success(client);
     test_failing_id(client);
+    test_text_keys(client);
+    test_fetch_each(client);
     test_cancel_from_another_thread(client);
     test_bad_arguments(client, argv[1]);
     fanout_client_free(client);
