@@ -1,14 +1,12 @@
 //! A call that ends takes its requests in flight with it, so the workers carrying them
 //! are free for other calls at once instead of waiting out a hanging server.
 
-mod common;
-
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer};
 use fanout::{CancelToken, ErrorKind, FanOutClient};
+use testserver::{Reply, TestServer};
 
 /// IDs below 100 hang, except 1 which fails after 300 ms (by when the others are
 /// surely in flight); 100 and up answer at once.
@@ -40,7 +38,7 @@ fn a_failed_call_frees_its_workers_at_once() {
     assert_eq!(server.request_count(), 4);
     let freed = || client.stats().in_flight == 0;
     assert!(
-        common::eventually(Duration::from_secs(2), freed),
+        testserver::eventually(Duration::from_secs(2), freed),
         "{:?}",
         client.stats()
     );
@@ -64,7 +62,7 @@ fn a_cancelled_call_frees_its_workers_at_once() {
         thread::spawn(move || {
             // Cancel once all 4 workers are blocked on the server.
             let all_sent = || server.request_count() == 4;
-            assert!(common::eventually(Duration::from_secs(5), all_sent));
+            assert!(testserver::eventually(Duration::from_secs(5), all_sent));
             cancel.cancel();
         })
     };

@@ -1,13 +1,11 @@
 //! The caller's cancel and deadline wake every wait at once.
 
-mod common;
-
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer};
 use fanout::{CancelToken, ErrorKind, FanOutClient, Rate};
+use testserver::{Reply, TestServer};
 
 /// What the API promises: a cancel wakes the caller at once. The wake-up itself takes
 /// microseconds; on a loaded 2-core machine most take a few milliseconds.
@@ -79,7 +77,7 @@ fn cancel_from_another_thread_wakes_a_caller_waiting_for_tokens() {
     let lags = cancel_lags(&client, 7, |round| {
         // The attempt has started (on the connection kept from ID 0), and waits
         // for its token. With one worker, that shows the round before let it go.
-        assert!(common::eventually(Duration::from_secs(5), || client
+        assert!(testserver::eventually(Duration::from_secs(5), || client
             .stats()
             .requests_sent
             == 1 + round));
@@ -193,12 +191,12 @@ fn an_attempts_timeout_is_cut_to_the_deadline() {
     let (id, _) = results.next().expect("a result").expect("ID 1 answers");
     assert_eq!(id, 1);
     assert!(
-        common::eventually(Duration::from_secs(5), || server.request_count() == 2),
+        testserver::eventually(Duration::from_secs(5), || server.request_count() == 2),
         "ID 2's request reached the server"
     );
     // The caller is not waiting on the call now, so nothing of its own ends ID 2's
     // request at the deadline: only the request's timeout, cut to the deadline, can.
-    assert!(common::eventually(Duration::from_secs(5), || client
+    assert!(testserver::eventually(Duration::from_secs(5), || client
         .stats()
         .in_flight
         == 0));
@@ -291,7 +289,7 @@ fn cancel_ends_a_tls_handshake_that_hangs() {
     // the worker waits in the handshake, before any request is written.
     let (hello_tx, hello) = crossbeam_channel::unbounded();
     let (closed_tx, closed) = crossbeam_channel::unbounded();
-    let base = common::raw_server(move |mut stream| {
+    let base = testserver::raw_server(move |mut stream| {
         let mut first = [0u8; 1];
         if std::io::Read::read_exact(&mut stream, &mut first).is_ok() {
             let _ = hello_tx.send(());

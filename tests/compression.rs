@@ -1,14 +1,12 @@
 //! Compressed bodies: asked for, decoded, bounded by `max_body_bytes` once decoded (a
 //! gzip bomb), and not asked for with `compression(false)`.
 
-mod common;
-
 use std::io::Write;
 
-use common::{RecordingServer, response};
 use fanout::{ErrorKind, FanOutClient};
 use flate2::write::GzEncoder;
 use flate2::{Compress, Compression, Crc, FlushCompress};
+use testserver::{RecordingServer, response};
 
 fn gzip(body: &[u8], level: Compression) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), level);

@@ -1,11 +1,9 @@
 //! The cap on requests in flight: never crossed, and fully used.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Reply, TestServer};
 use fanout::FanOutClient;
+use testserver::{Reply, TestServer};
 
 fn slow_server() -> TestServer {
     TestServer::start(|id| Reply::delayed(format!("{id:?}"), Duration::from_millis(60)))

@@ -1,13 +1,11 @@
 //! Dropping a client interrupts its requests in flight instead of waiting them out.
 
-mod common;
-
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer};
 use fanout::{CancelToken, ErrorKind, FanOutClient};
+use testserver::{Reply, TestServer};
 
 /// Far above what a drop takes on a loaded machine, far below the attempt timeout that
 /// a drop would otherwise wait out.
@@ -44,7 +42,7 @@ fn drop_does_not_wait_for_hanging_requests() {
     let err = client.fetch_all_with(&cancel, [1, 2, 3, 4]).unwrap_err();
     canceller.join().unwrap();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
-    assert!(common::eventually(Duration::from_secs(5), || server
+    assert!(testserver::eventually(Duration::from_secs(5), || server
         .request_count()
         == 4));
 
@@ -54,9 +52,9 @@ fn drop_does_not_wait_for_hanging_requests() {
 
     assert!(took < DROP_BOUND, "drop took {took:?}");
     assert!(
-        common::library_threads_gone(),
+        testserver::library_threads_gone(),
         "{:?}",
-        common::thread_names()
+        testserver::thread_names()
     );
 }
 
@@ -86,7 +84,7 @@ fn drop_interrupts_a_request_of_a_call_never_ended() {
             std::mem::forget(results);
         });
     });
-    assert!(common::eventually(Duration::from_secs(5), || server
+    assert!(testserver::eventually(Duration::from_secs(5), || server
         .request_count()
         == 2));
     assert_eq!(client.stats().in_flight, 1, "ID 2 is waiting on the server");
@@ -97,8 +95,8 @@ fn drop_interrupts_a_request_of_a_call_never_ended() {
 
     assert!(took < DROP_BOUND, "drop took {took:?}");
     assert!(
-        common::library_threads_gone(),
+        testserver::library_threads_gone(),
         "{:?}",
-        common::thread_names()
+        testserver::thread_names()
     );
 }

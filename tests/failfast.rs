@@ -1,11 +1,9 @@
 //! The first ID that fails for good ends the call at once.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer};
 use fanout::{ErrorKind, FanOutClient};
+use testserver::{Reply, TestServer};
 
 #[test]
 fn first_failure_returns_at_once_and_stops_new_requests() {

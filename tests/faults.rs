@@ -1,15 +1,13 @@
 //! A hostile downstream: every failure ends in a clear error for the right ID, in
 //! bounded time, and the client keeps working.
 
-mod common;
-
 use std::error::Error as _;
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{raw_server, read_request_head};
 use fanout::{ErrorKind, FanOutClient, FetchError};
+use testserver::{raw_server, read_request_head};
 
 /// Fetches ID 7 from `base` with fast retries and a short timeout.
 fn fetch_7(base: &str) -> (FetchError, Duration) {

@@ -2,15 +2,13 @@
 //! hold, and take the same path as IDs: deduplicated, failing fast, cancellable,
 //! streamed.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{RecordingServer, response};
 use fanout::{Bodies, CancelToken, ErrorKind, FanOutClient};
+use testserver::{RecordingServer, response};
 
 /// Keys that would change a URL's structure if they went in as they are.
 const HOSTILE: [&str; 13] = [

@@ -1,15 +1,13 @@
 //! A limiter of the caller's: asked once per attempt, obeyed when it says wait, and
 //! its failure fails the call with `ErrorKind::Limiter`.
 
-mod common;
-
 use std::error::Error as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer};
 use fanout::{ErrorKind, FanOutClient, Limiter, LimiterError, TryTake};
+use testserver::{Reply, TestServer};
 
 /// Says "wait 50 ms" to every other question, and counts the tokens it gave.
 #[derive(Debug, Default)]

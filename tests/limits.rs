@@ -6,8 +6,8 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer};
 use fanout::{ErrorKind, FanOutClient};
+use testserver::{Reply, TestServer};
 
 #[test]
 fn empty_input_returns_an_empty_map_without_a_request() {
@@ -158,7 +158,7 @@ fn four_callers_share_the_limits_and_get_their_own_results() {
     assert_eq!(server.peak_in_flight(), 3);
     // No window of the four callers' requests together holds more than the bucket
     // allows: 10 at once, then 40/s.
-    let excess = common::worst_window_excess(&common::arrival_times(&server), 40.0, 10.0);
+    let excess = testserver::worst_window_excess(&testserver::arrival_times(&server), 40.0, 10.0);
     assert!(excess <= 0.0, "a window held {excess} requests too many");
     // 10 at once, then 50 more at 40/s: 1.25 s at the least, across all callers.
     assert!(

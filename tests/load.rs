@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer};
 use fanout::{CancelToken, FanOutClient};
+use testserver::{Reply, TestServer};
 
 /// The tests take turns: one counts the process's library threads, and both measure
 /// time.
@@ -121,7 +121,10 @@ fn a_thousand_calls_cancelled_at_random_moments_leave_the_client_whole() {
         // so that cancels land where they were aimed.
         if call % 2 == 0 {
             let cancelled_by_now = || token.is_cancelled();
-            assert!(common::eventually(Duration::from_secs(5), cancelled_by_now));
+            assert!(testserver::eventually(
+                Duration::from_secs(5),
+                cancelled_by_now
+            ));
         }
     }
     drop(to_cancel);
@@ -131,11 +134,11 @@ fn a_thousand_calls_cancelled_at_random_moments_leave_the_client_whole() {
         cancelled > 100,
         "only {cancelled} of 1000 calls were cut short"
     );
-    assert!(common::eventually(Duration::from_secs(2), || client
+    assert!(testserver::eventually(Duration::from_secs(2), || client
         .stats()
         .in_flight
         == 0));
-    assert_eq!(common::library_thread_count(), 4);
+    assert_eq!(testserver::library_thread_count(), 4);
     let bodies = client.fetch_all((0..100).collect::<Vec<_>>()).unwrap();
     assert_eq!(bodies.len(), 100);
 }

@@ -2,14 +2,12 @@
 //! proxy URLs the builder refuses. The environment's proxy variables are tested
 //! through the command line, whose environment a test can set.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use common::{RecordingServer, TinyProxy, raw_server, read_request_head, response};
 use fanout::{BuildError, ConfigError, ErrorKind, FanOutClient};
+use testserver::{RecordingServer, TinyProxy, raw_server, read_request_head, response};
 
 fn echo() -> RecordingServer {
     RecordingServer::start(|head| {

@@ -1,11 +1,9 @@
 //! The quota server the throttling tests rely on: its bucket, its headers and its `Retry-After`.
 
-mod common;
-
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{QuotaConfig, QuotaHeaders, QuotaServer, RetryAfterForm, http_date};
+use testserver::{QuotaConfig, QuotaHeaders, QuotaServer, RetryAfterForm, http_date};
 use ureq::Agent;
 use ureq::http::Response;
 

@@ -4,8 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestServer};
 use fanout::FanOutClient;
+use testserver::{Reply, TestServer};
 
 #[test]
 fn burst_goes_out_at_once_then_the_rate_holds() {
@@ -22,7 +22,7 @@ fn burst_goes_out_at_once_then_the_rate_holds() {
     let elapsed = started.elapsed();
 
     assert_eq!(bodies.len(), 40);
-    let times = common::arrival_times(&server);
+    let times = testserver::arrival_times(&server);
     assert_eq!(times.len(), 40);
 
     // The first 20 need no waiting; on a loaded machine give them half a second.
@@ -32,7 +32,7 @@ fn burst_goes_out_at_once_then_the_rate_holds() {
         "burst took {burst_span:?}"
     );
 
-    let excess = common::worst_window_excess(&times, 10.0, 20.0);
+    let excess = testserver::worst_window_excess(&times, 10.0, 20.0);
     assert!(excess <= 0.0, "a window held {excess} requests too many");
 
     // 20 more at 10/s take 2 s: never less, and not much more.
@@ -77,7 +77,7 @@ fn retries_take_tokens_too() {
         elapsed >= Duration::from_millis(700),
         "too fast: {elapsed:?}"
     );
-    let times = common::arrival_times(&server);
-    let excess = common::worst_window_excess(&times, 20.0, 5.0);
+    let times = testserver::arrival_times(&server);
+    let excess = testserver::worst_window_excess(&times, 20.0, 5.0);
     assert!(excess <= 0.0, "a window held {excess} requests too many");
 }

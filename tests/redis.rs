@@ -1,14 +1,11 @@
 //! The shared rate limit on a real redis-server: one quota per key across limiters,
 //! a clear error when Redis is away, and the opt-in local fallback.
-#![cfg(feature = "redis")]
-
-mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{RedisServer, Reply, TestServer};
 use fanout::{ErrorKind, FanOutClient, Limiter, Rate, RedisGcra, TryTake};
+use testserver::{RedisServer, Reply, TestServer};
 
 fn per_s(n: u64) -> Rate {
     Rate::per_second(n).unwrap()

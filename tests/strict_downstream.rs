@@ -3,12 +3,10 @@
 //!
 //! `FANOUT_STRICT_IDS` sets the number of IDs (default 120: 10 s at 10/s).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{QuotaConfig, QuotaServer};
 use fanout::FanOutClient;
+use testserver::{QuotaConfig, QuotaServer};
 
 const RATE: f64 = 10.0;
 const BURST: f64 = 20.0;

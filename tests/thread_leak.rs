@@ -3,12 +3,10 @@
 //! The count is process-wide, so this test has a test binary to itself: a second test
 //! would add its own thread to the count at a moment of the harness's choosing.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Reply, TestServer};
 use fanout::{CancelToken, ErrorKind, FanOutClient};
+use testserver::{Reply, TestServer};
 
 #[test]
 fn no_thread_leak_after_many_failed_and_cancelled_calls() {
@@ -17,7 +15,7 @@ fn no_thread_leak_after_many_failed_and_cancelled_calls() {
         Some(0) => Reply::status(500),
         _ => Reply::Hang,
     });
-    let (before, names_before) = (common::thread_count(), common::thread_names());
+    let (before, names_before) = (testserver::thread_count(), testserver::thread_names());
     {
         let client = FanOutClient::builder(server.template())
             .no_rate_limit()
@@ -40,22 +38,24 @@ fn no_thread_leak_after_many_failed_and_cancelled_calls() {
                 assert_eq!(err.kind(), ErrorKind::Cancelled);
             }
         }
-        assert_eq!(common::library_thread_count(), 4);
+        assert_eq!(testserver::library_thread_count(), 4);
         // Dropping interrupts the hanging requests and joins the workers.
     }
     assert!(
-        common::library_threads_gone(),
+        testserver::library_threads_gone(),
         "{:?}",
-        common::thread_names()
+        testserver::thread_names()
     );
     // The server's own connection threads end once the client's sockets close.
-    let back = common::eventually(Duration::from_secs(10), || common::thread_count() <= before);
+    let back = testserver::eventually(Duration::from_secs(10), || {
+        testserver::thread_count() <= before
+    });
     assert!(
         back,
         "threads: {} before {:?}, {} after {:?}",
         before,
         names_before,
-        common::thread_count(),
-        common::thread_names()
+        testserver::thread_count(),
+        testserver::thread_names()
     );
 }

@@ -4,12 +4,10 @@
 //! would add its own thread to the count at a moment of the harness's choosing.
 //! `thread_leak.rs` is the other half.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Reply, TestServer};
 use fanout::FanOutClient;
+use testserver::{Reply, TestServer};
 
 #[test]
 fn threads_stay_at_pool_size_during_a_large_call() {
@@ -23,13 +21,13 @@ fn threads_stay_at_pool_size_during_a_large_call() {
         .unwrap();
     // Warm up: from now on the server has one thread per kept-alive connection.
     client.fetch_all((0..8).collect::<Vec<_>>()).unwrap();
-    let before = common::thread_count();
+    let before = testserver::thread_count();
 
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     let watcher = std::thread::spawn(move || {
         let mut most = 0;
         loop {
-            most = most.max(common::thread_count());
+            most = most.max(testserver::thread_count());
             match stop_rx.recv_timeout(Duration::from_millis(1)) {
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
                 _ => return most,
@@ -43,5 +41,5 @@ fn threads_stay_at_pool_size_during_a_large_call() {
     assert_eq!(bodies.len(), 3000);
     // +1 for the watcher itself: no thread per request, per lookup or per call.
     assert!(most <= before + 1, "threads grew from {before} to {most}");
-    assert_eq!(common::library_thread_count(), 4);
+    assert_eq!(testserver::library_thread_count(), 4);
 }

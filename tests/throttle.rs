@@ -1,13 +1,11 @@
 //! Told more than the server allows, a client keeps to what it allows: few 429s, every pause kept.
 
-mod common;
-
 use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{QuotaConfig, QuotaHeaders, QuotaServer, Reply, RetryAfterForm, TestServer};
 use fanout::{ErrorKind, FanOutClient, Rate, RateSource, Stats};
+use testserver::{QuotaConfig, QuotaHeaders, QuotaServer, Reply, RetryAfterForm, TestServer};
 
 /// Every test here measures time on a small machine: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());

@@ -2,14 +2,12 @@
 //! error that names the cause, keeps the rustls error as its source and is not
 //! retried; mutual TLS; certificates the builder refuses.
 
-mod common;
-
 use std::error::Error as _;
 use std::time::Duration;
 
-use common::{Reply, TestCa, TlsServer, TlsServerConfig};
 use fanout::{BuildError, ConfigError, ErrorKind, FanOutClient, FanOutClientBuilder, FetchError};
 use rustls::{AlertDescription, CertificateError};
+use testserver::{Reply, TestCa, TlsServer, TlsServerConfig};
 
 fn echo(id: Option<u64>) -> Reply {
     Reply::ok(format!("user-{}", id.unwrap_or(0)))

@@ -1,10 +1,10 @@
-//! Helpers shared by the integration tests: the workspace's test servers (the
-//! `testserver` crate; see its docs), and a warm-up for the timing tests.
+//! A warm-up for the timing tests that measure the client's pacing. The test servers
+//! are the `testserver` crate's.
 
 use std::thread;
 use std::time::Duration;
 
-pub use testserver::*;
+use testserver::TestServer;
 
 /// Opens `connections` kept-alive connections from `client` to `server`, then waits
 /// until a bucket of `burst` tokens at `per_second` has refilled, and forgets the
@@ -13,7 +13,6 @@ pub use testserver::*;
 /// Timing tests start warm: on a cold start the first requests wait for connection
 /// setup, so they reach the server late and compress the first window, which measures
 /// the machine, not the client's pacing.
-#[allow(dead_code)] // the timing tests' only
 pub fn warm_up(
     client: &fanout::FanOutClient,
     server: &TestServer,
