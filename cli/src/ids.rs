@@ -139,9 +139,10 @@ impl KeyList {
             .filter(|text| shard.holds_key(text))
             .count() as u64;
         let ids = self.disjoint_ranges();
-        let total: u64 = ids.iter().map(|r| r.end() - r.start()).fold(0, |sum, span| {
-            sum.saturating_add(span).saturating_add(1)
-        });
+        let total: u64 = ids
+            .iter()
+            .map(|r| r.end() - r.start())
+            .fold(0, |sum, span| sum.saturating_add(span).saturating_add(1));
         let in_shard = if total > EXACT_SHARD_COUNT {
             total.div_ceil(shard.count())
         } else {
@@ -241,7 +242,10 @@ mod tests {
         let list = KeyList::parse_spec(spec).unwrap();
         assert!(!list.is_numeric());
         assert_eq!(ids(&list), [1, 2]);
-        assert_eq!(texts(&list), spec.replace("1-2,", "1,2,").split(',').collect::<Vec<_>>());
+        assert_eq!(
+            texts(&list),
+            spec.replace("1-2,", "1,2,").split(',').collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -254,9 +258,15 @@ mod tests {
     #[test]
     fn error_names_the_bad_item() {
         let err = KeyList::parse_spec("9-2").unwrap_err();
-        assert!(err.contains("\"9-2\"") && err.contains("backwards"), "{err}");
+        assert!(
+            err.contains("\"9-2\"") && err.contains("backwards"),
+            "{err}"
+        );
         let err = KeyList::parse_spec("a,,b").unwrap_err();
-        assert!(err.contains("empty item") && err.contains("\"a,,b\""), "{err}");
+        assert!(
+            err.contains("empty item") && err.contains("\"a,,b\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -286,7 +296,10 @@ mod tests {
                 .resolve(None)
                 .unwrap();
             let expected = (1..=1500).filter(|&id| shard.holds_id(id)).count()
-                + ["k1", "k2", "k3"].iter().filter(|k| shard.holds_key(k)).count();
+                + ["k1", "k2", "k3"]
+                    .iter()
+                    .filter(|k| shard.holds_key(k))
+                    .count();
             assert_eq!(list.distinct_count_in(Some(&shard)), expected as u64);
             sum += expected;
         }
@@ -309,7 +322,16 @@ mod tests {
         assert!(!list.is_numeric());
         assert_eq!(
             texts(&list),
-            ["alice", "1-3", "a b", "a#b", "?x=1", "../admin", "caf\u{e9}", "42"]
+            [
+                "alice",
+                "1-3",
+                "a b",
+                "a#b",
+                "?x=1",
+                "../admin",
+                "caf\u{e9}",
+                "42"
+            ]
         );
         assert_eq!(ids(&list), [42]);
     }

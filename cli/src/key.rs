@@ -137,14 +137,35 @@ mod tests {
     #[test]
     fn hostile_keys_get_safe_distinct_names_that_read_back() {
         let keys = [
-            "../admin", "a/b", "?x=1", "#f", "a b", "caf\u{e9}", ".", "..", ".hidden",
-            "a.b", "%41", "A", "a%2Fb", ".fanout-x.part", "\\", "a\0b", "1-b",
+            "../admin",
+            "a/b",
+            "?x=1",
+            "#f",
+            "a b",
+            "caf\u{e9}",
+            ".",
+            "..",
+            ".hidden",
+            "a.b",
+            "%41",
+            "A",
+            "a%2Fb",
+            ".fanout-x.part",
+            "\\",
+            "a\0b",
+            "1-b",
         ];
         let mut names = std::collections::HashSet::new();
         for key in keys {
             let name = file_name(key);
-            assert!(!name.is_empty() && !name.starts_with('.'), "{key:?} -> {name}");
-            assert!(!name.contains('/') && !name.contains('\0'), "{key:?} -> {name}");
+            assert!(
+                !name.is_empty() && !name.starts_with('.'),
+                "{key:?} -> {name}"
+            );
+            assert!(
+                !name.contains('/') && !name.contains('\0'),
+                "{key:?} -> {name}"
+            );
             assert!(names.insert(name.clone()), "{key:?} collides as {name}");
             assert_eq!(from_file_name(&name).as_deref(), Some(key), "{name}");
         }

@@ -294,13 +294,12 @@ impl<W: Write> Output<W> {
                 key,
                 error,
             }),
-            Mode::Summary | Mode::OutDir(_) | Mode::JsonlFile(_) if self.keep_going => {
-                self.kept_going_line(Some(Stopped {
+            Mode::Summary | Mode::OutDir(_) | Mode::JsonlFile(_) if self.keep_going => self
+                .kept_going_line(Some(Stopped {
                     user_id,
                     key,
                     error,
-                }))
-            }
+                })),
             Mode::Summary | Mode::OutDir(_) | Mode::JsonlFile(_) => to_line(&SummaryFailed {
                 ok: false,
                 user_id,
@@ -447,7 +446,9 @@ mod tests {
     fn failure_line_names_the_id_or_null() {
         let mut out = Vec::new();
         let output = Output::new(Mode::Summary, &mut out).unwrap();
-        output.failure(Some(&Key::Id(4)), "user 4: http status 500").unwrap();
+        output
+            .failure(Some(&Key::Id(4)), "user 4: http status 500")
+            .unwrap();
         let output = Output::new(Mode::Summary, &mut out).unwrap();
         output.failure(None, "deadline exceeded").unwrap();
         assert_eq!(
@@ -463,9 +464,13 @@ mod tests {
     fn jsonl_text_binary_and_error_lines() {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
-        output.body(&Key::Id(7), "h\u{e9}llo \"x\"".as_bytes()).unwrap();
+        output
+            .body(&Key::Id(7), "h\u{e9}llo \"x\"".as_bytes())
+            .unwrap();
         output.body(&Key::Id(8), &[0xff, 0x00]).unwrap();
-        output.failure(Some(&Key::Id(3)), "user 3: http status 500").unwrap();
+        output
+            .failure(Some(&Key::Id(3)), "user 3: http status 500")
+            .unwrap();
         assert_eq!(
             lines(&out),
             [
@@ -485,7 +490,9 @@ mod tests {
         output.success().unwrap();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
         output.redis_fallback_requests(0);
-        output.failure(Some(&Key::Id(2)), "user 2: http status 500").unwrap();
+        output
+            .failure(Some(&Key::Id(2)), "user 2: http status 500")
+            .unwrap();
         assert_eq!(
             lines(&out),
             [
@@ -517,7 +524,10 @@ mod tests {
         let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
         output.body(&Key::Id(1), b"x").unwrap();
         output.success().unwrap();
-        assert_eq!(out, b"{\"id\":1,\"key\":\"1\",\"bytes\":1,\"body\":\"x\"}\n");
+        assert_eq!(
+            out,
+            b"{\"id\":1,\"key\":\"1\",\"bytes\":1,\"body\":\"x\"}\n"
+        );
     }
 
     #[test]
@@ -578,7 +588,9 @@ mod tests {
         output.success().unwrap();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
         output.skipped(4);
-        output.failure(Some(&Key::Id(2)), "user 2: http status 500").unwrap();
+        output
+            .failure(Some(&Key::Id(2)), "user 2: http status 500")
+            .unwrap();
         assert_eq!(
             lines(&out),
             [

@@ -48,7 +48,9 @@ fn failure_names_the_failing_id_and_exits_1() {
         .args(["fetch", &server.template(), "--ids", "1-6"])
         .assert()
         .code(1)
-        .stdout("{\"ok\":false,\"user_id\":3,\"key\":\"3\",\"error\":\"user 3: http status 404\"}\n");
+        .stdout(
+            "{\"ok\":false,\"user_id\":3,\"key\":\"3\",\"error\":\"user 3: http status 404\"}\n",
+        );
 }
 
 #[test]
