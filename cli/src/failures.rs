@@ -54,6 +54,8 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Cancelled => "cancelled",
         ErrorKind::DeadlineExceeded => "deadline_exceeded",
         ErrorKind::Limiter => "limiter",
+        // An empty key, which the command line refuses before the library sees it.
+        ErrorKind::InvalidKey => "invalid_argument",
         // Internal, and any kind a newer library adds, as the C API maps them.
         _ => "internal",
     }

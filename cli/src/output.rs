@@ -482,6 +482,29 @@ mod tests {
     }
 
     #[test]
+    fn a_text_key_is_named_by_key_alone_in_lines_and_escaped_in_file_names() {
+        let key = Key::Text("../a b".into());
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
+        output.body(&key, b"x").unwrap();
+        output
+            .failure(Some(&key), "key \"../a b\": http status 500")
+            .unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"key\":\"../a b\",\"bytes\":1,\"body\":\"x\"}",
+                "{\"id\":null,\"key\":\"../a b\",\"error\":\"key \\\"../a b\\\": http status 500\"}",
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::OutDir(dir.path().into()), &mut out).unwrap();
+        output.body(&key, b"x").unwrap();
+        assert_eq!(fs::read(dir.path().join("%2E.%2Fa%20b")).unwrap(), b"x");
+    }
+
+    #[test]
     fn redis_fallback_requests_are_counted_in_the_summary_when_asked_for() {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
