@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand};
 use fanout::Rate;
 
-use crate::ids::IdList;
+use crate::ids::KeyList;
 use crate::shard::ShardArg;
 use crate::timeline;
 use crate::tls::TlsArgs;
@@ -164,13 +164,14 @@ pub struct FetchArgs {
     #[arg(value_name = "URL_TEMPLATE")]
     pub template: String,
 
-    /// IDs to fetch: numbers and inclusive ranges, comma-separated (1-100,205).
-    /// May be given more than once. Duplicates are fetched once.
-    #[arg(long, value_name = "LIST", value_parser = IdList::parse_spec)]
-    pub ids: Vec<IdList>,
+    /// Keys to fetch, comma-separated: numeric IDs, inclusive ranges of them, and
+    /// text keys (1-100,205,alice). `a-b` is a range only when both ends are
+    /// numbers. May be given more than once. Duplicates are fetched once.
+    #[arg(long, value_name = "LIST", value_parser = KeyList::parse_spec)]
+    pub ids: Vec<KeyList>,
 
-    /// A file with one ID per line (blank lines and # comments ignored); - reads
-    /// stdin.
+    /// A file with one key per line, trimmed (blank lines and # comments ignored);
+    /// - reads stdin.
     #[arg(long, value_name = "FILE")]
     pub ids_file: Option<PathBuf>,
 

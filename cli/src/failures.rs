@@ -1,4 +1,4 @@
-//! Failed IDs as records: the JSON object `--failures FILE`, `--jsonl` and the
+//! Failed keys as records: the JSON object `--failures FILE`, `--jsonl` and the
 //! `--keep-going` summary share, and the file that lists them for a retry.
 
 use std::fs::File;
@@ -9,12 +9,18 @@ use fanout::{ErrorKind, FetchError};
 use serde::Serialize;
 
 use crate::UsageError;
+use crate::key::Key;
 
-/// One ID that failed for good: `{"id":7,"kind":"http_status","status":404,"error":"..."}`.
+/// One key that failed for good:
+/// `{"id":7,"key":"7","kind":"http_status","status":404,"error":"..."}`, without
+/// `"id"` when the key is not numeric.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
-    /// The ID.
-    pub id: u64,
+    /// The key, when it is numeric.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// The key's text.
+    pub key: String,
     /// What kind of failure, by [`kind_name`].
     pub kind: &'static str,
     /// The HTTP status, when the server answered one.
@@ -25,10 +31,11 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// The record of `err`, which concerns `id`.
-    pub fn new(id: u64, err: &FetchError) -> Self {
+    /// The record of `err`, which concerns `key`.
+    pub fn new(key: &Key, err: &FetchError) -> Self {
         Failure {
-            id,
+            id: key.id(),
+            key: key.text().into_owned(),
             kind: kind_name(err.kind()),
             status: err.status(),
             error: err.to_string(),
@@ -47,6 +54,8 @@ pub fn kind_name(kind: ErrorKind) -> &'static str {
         ErrorKind::Cancelled => "cancelled",
         ErrorKind::DeadlineExceeded => "deadline_exceeded",
         ErrorKind::Limiter => "limiter",
+        // An empty key, which the command line refuses before the library sees it.
+        ErrorKind::InvalidKey => "invalid_argument",
         // Internal, and any kind a newer library adds, as the C API maps them.
         _ => "internal",
     }
@@ -99,24 +108,35 @@ mod tests {
         let path = dir.path().join("failed.jsonl");
         let mut file = FailuresFile::create(&path).unwrap();
         let failure = Failure {
-            id: 7,
+            id: Some(7),
+            key: "7".into(),
             kind: "http_status",
             status: Some(404),
             error: "user 7: http status 404".into(),
         };
         file.write(&failure).unwrap();
         let failure = Failure {
-            id: 8,
+            id: Some(8),
+            key: "8".into(),
             kind: "timeout",
             status: None,
             error: "user 8: timed out".into(),
         };
         file.write(&failure).unwrap();
+        let failure = Failure {
+            id: None,
+            key: "a b".into(),
+            kind: "timeout",
+            status: None,
+            error: "key \"a b\": timed out".into(),
+        };
+        file.write(&failure).unwrap();
         file.finish().unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
-            "{\"id\":7,\"kind\":\"http_status\",\"status\":404,\"error\":\"user 7: http status 404\"}\n\
-             {\"id\":8,\"kind\":\"timeout\",\"error\":\"user 8: timed out\"}\n"
+            "{\"id\":7,\"key\":\"7\",\"kind\":\"http_status\",\"status\":404,\"error\":\"user 7: http status 404\"}\n\
+             {\"id\":8,\"key\":\"8\",\"kind\":\"timeout\",\"error\":\"user 8: timed out\"}\n\
+             {\"key\":\"a b\",\"kind\":\"timeout\",\"error\":\"key \\\"a b\\\": timed out\"}\n"
         );
     }
 

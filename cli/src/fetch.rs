@@ -1,6 +1,11 @@
-//! `fanout fetch`: every ID (of this shard, not saved yet) through the library,
-//! results to the chosen output, fail-fast or going on past failed IDs.
+//! `fanout fetch`: every key (of this shard, not saved yet) through the library,
+//! results to the chosen output, fail-fast or going on past failed keys.
+//!
+//! When every key is a numeric ID, they go through the library's `u64` path, as
+//! lazily as ever; otherwise every key goes as text (an ID as its digits, which make
+//! the same URL).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufReader, Write};
@@ -13,8 +18,9 @@ use fanout::{CancelToken, ErrorKind, FanOutClient, FetchError, LimiterError, Red
 
 use crate::args::FetchArgs;
 use crate::failures::{Failure, FailuresFile};
-use crate::ids::IdList;
+use crate::ids::KeyList;
 use crate::interrupt::Interrupt;
+use crate::key::Key;
 use crate::output::{Mode, Output, WriteError};
 use crate::progress::Progress;
 use crate::resume::{self, Saved};
@@ -100,24 +106,39 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
         .map(|_| Timeline::new(args.limits.timeline_limits(), base));
     let (end, timeline) = sampler::observe(&client, progress, timeline, || {
         let mut saved = saved;
-        let mut text = String::new();
-        let ids = ids
-            .iter()
-            .filter(|&id| shard.is_none_or(|s| s.holds_id(id)))
-            .filter(move |&id| {
-                let Some(saved) = &mut saved else {
-                    return true;
-                };
-                text.clear();
-                // Writing to a String cannot fail.
-                let _ = write!(text, "{id}");
-                !saved.skips(&text)
-            });
         let policy = Policy {
             keep_going: args.keep_going,
             failures,
         };
-        drain(&client, &interrupt.token, ids, policy, &mut output)
+        let token = &interrupt.token;
+        if ids.is_numeric() {
+            let mut text = String::new();
+            let ids = ids
+                .ids()
+                .filter(|&id| shard.is_none_or(|s| s.holds_id(id)))
+                .filter(move |&id| {
+                    let Some(saved) = &mut saved else {
+                        return true;
+                    };
+                    text.clear();
+                    // Writing to a String cannot fail.
+                    let _ = write!(text, "{id}");
+                    !saved.skips(&text)
+                });
+            let results = client
+                .fetch_iter_with(token, ids)
+                .map(|item| item.map(|(id, body)| (Key::Id(id), body)));
+            drain(results, policy, &mut output)
+        } else {
+            let keys = ids
+                .texts()
+                .filter(|key| shard.is_none_or(|s| s.holds_key(key)))
+                .filter(move |key: &Cow<'_, str>| saved.as_mut().is_none_or(|s| !s.skips(key)));
+            let results = client
+                .fetch_iter_keys_with(token, keys)
+                .map(|item| item.map(|(key, body)| (Key::from_text(key), body)));
+            drain(results, policy, &mut output)
+        }
     });
 
     if let Some(skipped) = skipped {
@@ -139,9 +160,9 @@ pub fn run(args: &FetchArgs) -> Result<Outcome, UsageError> {
 
 /// How the result loop ended.
 enum End {
-    /// Every ID was handled.
+    /// Every key was handled.
     Done,
-    /// An ID failed for good, or the run was stopped (no user ID).
+    /// A key failed for good, or the run was stopped (no key).
     Fetch(FetchError),
     /// A result could not be written.
     Write(WriteError),
@@ -149,7 +170,7 @@ enum End {
     Failures(String),
 }
 
-/// What to do with an ID that fails for good.
+/// What to do with a key that fails for good.
 struct Policy {
     /// Report it and go on (`--keep-going`) rather than stop.
     keep_going: bool,
@@ -160,31 +181,29 @@ struct Policy {
 /// Hands each result to `output` as it completes; stops at the first failure unless
 /// told to keep going.
 fn drain<W: Write>(
-    client: &FanOutClient,
-    token: &CancelToken,
-    ids: impl Iterator<Item = u64>,
+    results: impl Iterator<Item = Result<(Key, Vec<u8>), FetchError>>,
     mut policy: Policy,
     output: &mut Output<W>,
 ) -> End {
-    // Returning drops the iterator, which abandons the rest of the call: IDs not yet
+    // Returning drops the iterator, which abandons the rest of the call: keys not yet
     // sent are never requested.
-    for item in client.fetch_iter_with(token, ids) {
+    for item in results {
         let err = match item {
-            Ok((id, body)) => match output.body(id, &body) {
+            Ok((key, body)) => match output.body(&key, &body) {
                 Ok(()) => continue,
                 Err(err) => return End::Write(err),
             },
             Err(err) => err,
         };
-        // No user ID: the whole run was stopped (Ctrl-C, deadline).
-        let Some(id) = err.user_id() else {
+        // No key: the whole run was stopped (Ctrl-C, deadline).
+        let Some(key) = Key::of_error(&err) else {
             return End::Fetch(err);
         };
-        let failure = Failure::new(id, &err);
+        let failure = Failure::new(&key, &err);
         if let Some(Err(message)) = policy.failures.as_mut().map(|f| f.write(&failure)) {
             return End::Failures(message);
         }
-        // A limiter that cannot answer would fail every ID left, none of them for
+        // A limiter that cannot answer would fail every key left, none of them for
         // anything of its own: it ends the run even when keeping going.
         if !policy.keep_going || err.kind() == ErrorKind::Limiter {
             return End::Fetch(err);
@@ -216,10 +235,11 @@ fn finish<W: Write>(end: End, output: Output<W>, interrupt: &Interrupt) -> Outco
             } else {
                 Outcome::Failure
             };
-            (output.failure(err.user_id(), &err.to_string()), outcome)
+            let key = Key::of_error(&err);
+            (output.failure(key.as_ref(), &err.to_string()), outcome)
         }
-        End::Write(WriteError::File { id, message }) => {
-            (output.failure(Some(id), &message), Outcome::Failure)
+        End::Write(WriteError::File { key, message }) => {
+            (output.failure(Some(&key), &message), Outcome::Failure)
         }
         End::Failures(message) => (output.failure(None, &message), Outcome::Failure),
         // Whoever read the stream stopped reading: nobody is left to tell.
@@ -247,13 +267,13 @@ fn settle(written: Result<(), WriteError>, outcome: Outcome) -> Outcome {
     }
 }
 
-fn collect_ids(args: &FetchArgs) -> Result<IdList, UsageError> {
+fn collect_ids(args: &FetchArgs) -> Result<KeyList, UsageError> {
     if args.ids.is_empty() && args.ids_file.is_none() {
         return Err(UsageError::new(
-            "no IDs to fetch: give --ids LIST or --ids-file FILE (- for stdin)",
+            "no keys to fetch: give --ids LIST or --ids-file FILE (- for stdin)",
         ));
     }
-    let mut ids = IdList::default();
+    let mut ids = KeyList::default();
     for list in &args.ids {
         ids.extend(list.clone());
     }
@@ -263,13 +283,13 @@ fn collect_ids(args: &FetchArgs) -> Result<IdList, UsageError> {
     Ok(ids)
 }
 
-fn read_ids_file(path: &Path) -> Result<IdList, UsageError> {
+fn read_ids_file(path: &Path) -> Result<KeyList, UsageError> {
     let parsed = if path == Path::new("-") {
-        IdList::parse_lines(io::stdin().lock(), "stdin")
+        KeyList::parse_lines(io::stdin().lock(), "stdin")
     } else {
         let file = File::open(path)
             .map_err(|e| UsageError::new(format!("cannot read {}: {e}", path.display())))?;
-        IdList::parse_lines(BufReader::new(file), &path.display().to_string())
+        KeyList::parse_lines(BufReader::new(file), &path.display().to_string())
     };
     parsed.map_err(UsageError)
 }

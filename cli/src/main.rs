@@ -13,6 +13,7 @@ mod failures;
 mod fetch;
 mod ids;
 mod interrupt;
+mod key;
 mod lock;
 mod logging;
 mod output;

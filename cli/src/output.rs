@@ -7,6 +7,7 @@
 //! complete results under their names, besides a temporary file or a torn last line
 //! that `--resume` removes.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -17,21 +18,23 @@ use serde::Serialize;
 
 use crate::UsageError;
 use crate::failures::Failure;
+use crate::key::Key;
 
 /// What to do with each body.
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// Count bodies and bytes; print one summary line at the end.
     Summary,
-    /// Write each body to `DIR/ID`, then print the summary line.
+    /// Write each body to `DIR/NAME`, the key's file name (see [`Key::file_name`]),
+    /// then print the summary line.
     OutDir(PathBuf),
-    /// Print one JSON line per ID as it completes.
+    /// Print one JSON line per key as it completes.
     Jsonl,
-    /// Append one JSON line per ID to this file, then print the summary line.
+    /// Append one JSON line per key to this file, then print the summary line.
     JsonlFile(PathBuf),
 }
 
-/// How the temporary file of an `--out-dir` body starts, and ends: never an ID's name.
+/// How the temporary file of an `--out-dir` body starts, and ends: never a key's name.
 pub const TEMP_PREFIX: &str = ".fanout-";
 /// See [`TEMP_PREFIX`].
 pub const TEMP_SUFFIX: &str = ".part";
@@ -45,8 +48,8 @@ pub enum WriteError {
     Stdout(io::Error),
     /// A body could not be saved under `--out-dir` or in `--jsonl-file`.
     File {
-        /// The ID whose body it was.
-        id: u64,
+        /// The key whose body it was.
+        key: Key,
         /// What went wrong, naming the file.
         message: String,
     },
@@ -97,6 +100,8 @@ struct SummaryOk {
 struct SummaryFailed<'a> {
     ok: bool,
     user_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<Cow<'a, str>>,
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     skipped: Option<u64>,
@@ -125,19 +130,25 @@ struct SummaryKeptGoing<'a> {
 #[derive(Serialize)]
 struct Stopped<'a> {
     user_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<Cow<'a, str>>,
     error: &'a str,
 }
 
 #[derive(Serialize)]
 struct LineText<'a> {
-    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    key: Cow<'a, str>,
     bytes: usize,
     body: &'a str,
 }
 
 #[derive(Serialize)]
-struct LineBinary {
-    id: u64,
+struct LineBinary<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<u64>,
+    key: Cow<'a, str>,
     bytes: usize,
     body_base64: String,
 }
@@ -145,6 +156,8 @@ struct LineBinary {
 #[derive(Serialize)]
 struct LineFailed<'a> {
     id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<Cow<'a, str>>,
     error: &'a str,
 }
 
@@ -203,25 +216,25 @@ impl<W: Write> Output<W> {
         self.skipped = Some(skipped);
     }
 
-    /// Handles the body of one ID; returns once it is on disk, if it goes there.
-    pub fn body(&mut self, id: u64, body: &[u8]) -> Result<(), WriteError> {
+    /// Handles the body of one key; returns once it is on disk, if it goes there.
+    pub fn body(&mut self, key: &Key, body: &[u8]) -> Result<(), WriteError> {
         match (&self.mode, &mut self.disk) {
             (Mode::Summary, _) => {}
-            (Mode::OutDir(dir), disk) => write_atomically(dir, disk.as_ref(), id, body)?,
+            (Mode::OutDir(dir), disk) => write_atomically(dir, disk.as_ref(), key, body)?,
             (Mode::Jsonl, _) => {
-                let line = result_line(id, body);
+                let line = result_line(key, body);
                 self.out.write_all(&line).map_err(WriteError::from_stdout)?;
             }
             (Mode::JsonlFile(path), disk) => {
                 let failed = |e: io::Error| WriteError::File {
-                    id,
+                    key: key.clone(),
                     message: format!("cannot write {}: {e}", path.display()),
                 };
                 let file = disk
                     .as_mut()
                     .ok_or_else(|| failed(io::Error::other("not open")))?;
                 // One write of the whole line: a crash tears at most the last one.
-                file.write_all(&result_line(id, body)).map_err(failed)?;
+                file.write_all(&result_line(key, body)).map_err(failed)?;
                 file.sync_data().map_err(failed)?;
             }
         }
@@ -269,17 +282,28 @@ impl<W: Write> Output<W> {
         self.out.flush().map_err(WriteError::from_stdout)
     }
 
-    /// Ends a failed run: `user_id` is the ID that failed, or `None` when the whole
-    /// run was stopped.
-    pub fn failure(mut self, user_id: Option<u64>, error: &str) -> Result<(), WriteError> {
+    /// Ends a failed run: `failed` is the key that failed, or `None` when the whole
+    /// run was stopped. The line names it as `"key"`, and as a number in `"user_id"`
+    /// (`"id"` in `--jsonl` mode) when it is numeric, `null` otherwise.
+    pub fn failure(mut self, failed: Option<&Key>, error: &str) -> Result<(), WriteError> {
+        let user_id = failed.and_then(Key::id);
+        let key = failed.map(Key::text);
         let line = match self.mode {
-            Mode::Jsonl => to_line(&LineFailed { id: user_id, error }),
-            Mode::Summary | Mode::OutDir(_) | Mode::JsonlFile(_) if self.keep_going => {
-                self.kept_going_line(Some(Stopped { user_id, error }))
-            }
+            Mode::Jsonl => to_line(&LineFailed {
+                id: user_id,
+                key,
+                error,
+            }),
+            Mode::Summary | Mode::OutDir(_) | Mode::JsonlFile(_) if self.keep_going => self
+                .kept_going_line(Some(Stopped {
+                    user_id,
+                    key,
+                    error,
+                })),
             Mode::Summary | Mode::OutDir(_) | Mode::JsonlFile(_) => to_line(&SummaryFailed {
                 ok: false,
                 user_id,
+                key,
                 error,
                 skipped: self.skipped,
                 redis_fallback_requests: self.redis_fallback_requests,
@@ -314,16 +338,19 @@ fn to_line(value: &impl Serialize) -> Vec<u8> {
     line
 }
 
-/// The `--jsonl` line of one body.
-fn result_line(id: u64, body: &[u8]) -> Vec<u8> {
+/// The `--jsonl` line of one body: `"key"` always, `"id"` too for a numeric key.
+fn result_line(key: &Key, body: &[u8]) -> Vec<u8> {
+    let (id, key) = (key.id(), key.text());
     match std::str::from_utf8(body) {
         Ok(text) => to_line(&LineText {
             id,
+            key,
             bytes: body.len(),
             body: text,
         }),
         Err(_) => to_line(&LineBinary {
             id,
+            key,
             bytes: body.len(),
             body_base64: base64::engine::general_purpose::STANDARD.encode(body),
         }),
@@ -368,19 +395,19 @@ fn sync_parent(path: &Path) -> io::Result<()> {
     File::open(parent)?.sync_all()
 }
 
-/// Writes `body` to `dir/id` through a temporary file in `dir` and a rename, so the
+/// Writes `body` to `dir/NAME`, the key's file name, through a temporary file in `dir` and a rename, so the
 /// final name never holds a partial body, whenever the process stops. The file, then
 /// `dir` (open as `dir_handle`), are synced before returning, so the name and its
 /// body survive a crash of the machine too.
 fn write_atomically(
     dir: &Path,
     dir_handle: Option<&File>,
-    id: u64,
+    key: &Key,
     body: &[u8],
 ) -> Result<(), WriteError> {
-    let target = dir.join(id.to_string());
+    let target = dir.join(key.file_name());
     let failed = |e: io::Error| WriteError::File {
-        id,
+        key: key.clone(),
         message: format!("cannot write {}: {e}", target.display()),
     };
     let mut temp = tempfile::Builder::new()
@@ -409,8 +436,8 @@ mod tests {
     fn summary_counts_bodies_and_bytes() {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
-        output.body(1, b"abc").unwrap();
-        output.body(2, b"de").unwrap();
+        output.body(&Key::Id(1), b"abc").unwrap();
+        output.body(&Key::Id(2), b"de").unwrap();
         output.success().unwrap();
         assert_eq!(out, b"{\"ok\":true,\"count\":2,\"bytes\":5}\n");
     }
@@ -419,13 +446,15 @@ mod tests {
     fn failure_line_names_the_id_or_null() {
         let mut out = Vec::new();
         let output = Output::new(Mode::Summary, &mut out).unwrap();
-        output.failure(Some(4), "user 4: http status 500").unwrap();
+        output
+            .failure(Some(&Key::Id(4)), "user 4: http status 500")
+            .unwrap();
         let output = Output::new(Mode::Summary, &mut out).unwrap();
         output.failure(None, "deadline exceeded").unwrap();
         assert_eq!(
             lines(&out),
             [
-                "{\"ok\":false,\"user_id\":4,\"error\":\"user 4: http status 500\"}",
+                "{\"ok\":false,\"user_id\":4,\"key\":\"4\",\"error\":\"user 4: http status 500\"}",
                 "{\"ok\":false,\"user_id\":null,\"error\":\"deadline exceeded\"}",
             ]
         );
@@ -435,34 +464,63 @@ mod tests {
     fn jsonl_text_binary_and_error_lines() {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
-        output.body(7, "h\u{e9}llo \"x\"".as_bytes()).unwrap();
-        output.body(8, &[0xff, 0x00]).unwrap();
-        output.failure(Some(3), "user 3: http status 500").unwrap();
+        output
+            .body(&Key::Id(7), "h\u{e9}llo \"x\"".as_bytes())
+            .unwrap();
+        output.body(&Key::Id(8), &[0xff, 0x00]).unwrap();
+        output
+            .failure(Some(&Key::Id(3)), "user 3: http status 500")
+            .unwrap();
         assert_eq!(
             lines(&out),
             [
-                "{\"id\":7,\"bytes\":10,\"body\":\"h\u{e9}llo \\\"x\\\"\"}",
-                "{\"id\":8,\"bytes\":2,\"body_base64\":\"/wA=\"}",
-                "{\"id\":3,\"error\":\"user 3: http status 500\"}",
+                "{\"id\":7,\"key\":\"7\",\"bytes\":10,\"body\":\"h\u{e9}llo \\\"x\\\"\"}",
+                "{\"id\":8,\"key\":\"8\",\"bytes\":2,\"body_base64\":\"/wA=\"}",
+                "{\"id\":3,\"key\":\"3\",\"error\":\"user 3: http status 500\"}",
             ]
         );
+    }
+
+    #[test]
+    fn a_text_key_is_named_by_key_alone_in_lines_and_escaped_in_file_names() {
+        let key = Key::Text("../a b".into());
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
+        output.body(&key, b"x").unwrap();
+        output
+            .failure(Some(&key), "key \"../a b\": http status 500")
+            .unwrap();
+        assert_eq!(
+            lines(&out),
+            [
+                "{\"key\":\"../a b\",\"bytes\":1,\"body\":\"x\"}",
+                "{\"id\":null,\"key\":\"../a b\",\"error\":\"key \\\"../a b\\\": http status 500\"}",
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let mut out = Vec::new();
+        let mut output = Output::new(Mode::OutDir(dir.path().into()), &mut out).unwrap();
+        output.body(&key, b"x").unwrap();
+        assert_eq!(fs::read(dir.path().join("%2E.%2Fa%20b")).unwrap(), b"x");
     }
 
     #[test]
     fn redis_fallback_requests_are_counted_in_the_summary_when_asked_for() {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
-        output.body(1, b"abc").unwrap();
+        output.body(&Key::Id(1), b"abc").unwrap();
         output.redis_fallback_requests(1);
         output.success().unwrap();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
         output.redis_fallback_requests(0);
-        output.failure(Some(2), "user 2: http status 500").unwrap();
+        output
+            .failure(Some(&Key::Id(2)), "user 2: http status 500")
+            .unwrap();
         assert_eq!(
             lines(&out),
             [
                 "{\"ok\":true,\"count\":1,\"bytes\":3,\"redis_fallback_requests\":1}",
-                "{\"ok\":false,\"user_id\":2,\"error\":\"user 2: http status 500\",\"redis_fallback_requests\":0}",
+                "{\"ok\":false,\"user_id\":2,\"key\":\"2\",\"error\":\"user 2: http status 500\",\"redis_fallback_requests\":0}",
             ]
         );
     }
@@ -487,9 +545,12 @@ mod tests {
     fn jsonl_prints_no_summary() {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
-        output.body(1, b"x").unwrap();
+        output.body(&Key::Id(1), b"x").unwrap();
         output.success().unwrap();
-        assert_eq!(out, b"{\"id\":1,\"bytes\":1,\"body\":\"x\"}\n");
+        assert_eq!(
+            out,
+            b"{\"id\":1,\"key\":\"1\",\"bytes\":1,\"body\":\"x\"}\n"
+        );
     }
 
     #[test]
@@ -498,8 +559,8 @@ mod tests {
         let target = dir.path().join("nested");
         let mut out = Vec::new();
         let mut output = Output::new(Mode::OutDir(target.clone()), &mut out).unwrap();
-        output.body(5, b"first").unwrap();
-        output.body(5, b"second").unwrap();
+        output.body(&Key::Id(5), b"first").unwrap();
+        output.body(&Key::Id(5), b"second").unwrap();
         output.success().unwrap();
         assert_eq!(fs::read(target.join("5")).unwrap(), b"second");
         let names: Vec<_> = fs::read_dir(&target)
@@ -518,7 +579,7 @@ mod tests {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::JsonlFile(path.clone()), &mut out).unwrap();
         output.keep_going();
-        output.body(2, b"bc").unwrap();
+        output.body(&Key::Id(2), b"bc").unwrap();
         output.failed(failure(3, "http_status", Some(404))).unwrap();
         output.skipped(1);
         output.failure(None, "deadline exceeded").unwrap();
@@ -526,14 +587,14 @@ mod tests {
             lines(fs::read(&path).unwrap().as_slice()),
             [
                 "{\"id\":1,\"bytes\":1,\"body\":\"a\"}",
-                "{\"id\":2,\"bytes\":2,\"body\":\"bc\"}",
+                "{\"id\":2,\"key\":\"2\",\"bytes\":2,\"body\":\"bc\"}",
             ]
         );
         assert_eq!(
             lines(&out),
             [
                 "{\"ok\":false,\"count\":1,\"skipped\":1,\"bytes\":2,\"failed\":1,\
-              \"failures_by_kind\":{\"http_status\":1},\"first_failure\":{\"id\":3,\
+              \"failures_by_kind\":{\"http_status\":1},\"first_failure\":{\"id\":3,\"key\":\"3\",\
               \"kind\":\"http_status\",\"status\":404,\"error\":\"user 3: failed\"},\
               \"user_id\":null,\"error\":\"deadline exceeded\"}"
             ]
@@ -545,24 +606,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut out = Vec::new();
         let mut output = Output::new(Mode::OutDir(dir.path().into()), &mut out).unwrap();
-        output.body(1, b"abc").unwrap();
+        output.body(&Key::Id(1), b"abc").unwrap();
         output.skipped(4);
         output.success().unwrap();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
         output.skipped(4);
-        output.failure(Some(2), "user 2: http status 500").unwrap();
+        output
+            .failure(Some(&Key::Id(2)), "user 2: http status 500")
+            .unwrap();
         assert_eq!(
             lines(&out),
             [
                 "{\"ok\":true,\"count\":1,\"skipped\":4,\"bytes\":3}",
-                "{\"ok\":false,\"user_id\":2,\"error\":\"user 2: http status 500\",\"skipped\":4}",
+                "{\"ok\":false,\"user_id\":2,\"key\":\"2\",\"error\":\"user 2: http status 500\",\"skipped\":4}",
             ]
         );
     }
 
     fn failure(id: u64, kind: &'static str, status: Option<u16>) -> Failure {
         Failure {
-            id,
+            id: Some(id),
+            key: id.to_string(),
             kind,
             status,
             error: format!("user {id}: failed"),
@@ -574,7 +638,7 @@ mod tests {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
         output.keep_going();
-        output.body(1, b"abc").unwrap();
+        output.body(&Key::Id(1), b"abc").unwrap();
         output.failed(failure(2, "http_status", Some(404))).unwrap();
         output.failed(failure(3, "timeout", None)).unwrap();
         output.failed(failure(4, "http_status", Some(500))).unwrap();
@@ -584,7 +648,7 @@ mod tests {
             lines(&out),
             ["{\"ok\":false,\"count\":1,\"bytes\":3,\"failed\":3,\
               \"failures_by_kind\":{\"http_status\":2,\"timeout\":1},\
-              \"first_failure\":{\"id\":2,\"kind\":\"http_status\",\"status\":404,\
+              \"first_failure\":{\"id\":2,\"key\":\"2\",\"kind\":\"http_status\",\"status\":404,\
               \"error\":\"user 2: failed\"}}"]
         );
     }
@@ -594,7 +658,7 @@ mod tests {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
         output.keep_going();
-        output.body(1, b"abc").unwrap();
+        output.body(&Key::Id(1), b"abc").unwrap();
         output.success().unwrap();
         assert_eq!(out, b"{\"ok\":true,\"count\":1,\"bytes\":3}\n");
     }
@@ -604,7 +668,7 @@ mod tests {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Summary, &mut out).unwrap();
         output.keep_going();
-        output.body(1, b"abc").unwrap();
+        output.body(&Key::Id(1), b"abc").unwrap();
         output.failure(None, "deadline exceeded").unwrap();
         assert_eq!(
             lines(&out),
@@ -620,14 +684,14 @@ mod tests {
         let mut out = Vec::new();
         let mut output = Output::new(Mode::Jsonl, &mut out).unwrap();
         output.keep_going();
-        output.body(1, b"x").unwrap();
+        output.body(&Key::Id(1), b"x").unwrap();
         output.failed(failure(2, "http_status", Some(404))).unwrap();
         output.success().unwrap();
         assert_eq!(
             lines(&out),
             [
-                "{\"id\":1,\"bytes\":1,\"body\":\"x\"}",
-                "{\"id\":2,\"kind\":\"http_status\",\"status\":404,\"error\":\"user 2: failed\"}",
+                "{\"id\":1,\"key\":\"1\",\"bytes\":1,\"body\":\"x\"}",
+                "{\"id\":2,\"key\":\"2\",\"kind\":\"http_status\",\"status\":404,\"error\":\"user 2: failed\"}",
             ]
         );
     }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::UsageError;
+use crate::key;
 use crate::output::{TEMP_PREFIX, TEMP_SUFFIX};
 
 /// The keys saved by an earlier run, and how many of this run's keys they skipped.
@@ -29,8 +30,9 @@ pub struct Saved {
 }
 
 impl Saved {
-    /// The keys with a file in `dir` (none if `dir` does not exist yet), after
-    /// removing the temporary files a killed run left there.
+    /// The keys with a file in `dir`, read back from their file names (none if `dir`
+    /// does not exist yet), after removing the temporary files a killed run left
+    /// there.
     ///
     /// One process at a time may write to `dir`: another's temporary file would be
     /// removed from under it.
@@ -52,11 +54,10 @@ impl Saved {
             if is_temporary(&name) {
                 // Never renamed into place: its key was not done.
                 fs::remove_file(entry.path()).map_err(failed)?;
-            } else {
-                // The file name is the key's text (to be decoded here once names
-                // are escaped keys).
-                unmet.insert(name);
+            } else if let Some(key) = key::from_file_name(&name) {
+                unmet.insert(key);
             }
+            // Any other name is no key's: left alone, and not a saved key.
         }
         Ok(Saved::holding(unmet))
     }
@@ -155,9 +156,9 @@ pub fn repair_jsonl(path: &Path) -> Result<(), UsageError> {
 /// What `--resume` reads of a `--jsonl` line.
 #[derive(Deserialize)]
 struct ResultLine {
-    /// The key's text, once lines carry one.
+    /// The key's text.
     key: Option<String>,
-    /// A numeric ID.
+    /// A numeric ID: all that lines written before keys were text carry.
     id: Option<u64>,
     /// Present on the line of an ID that failed.
     error: Option<IgnoredAny>,
@@ -182,6 +183,9 @@ mod tests {
         fs::write(dir.path().join("1"), "user-1").unwrap();
         fs::write(dir.path().join("22"), "user-22").unwrap();
         fs::write(dir.path().join(".fanout-Ab12Cd.part"), "user-").unwrap();
+        fs::write(dir.path().join("%2E.%2Fadmin"), "admin").unwrap();
+        fs::write(dir.path().join("caf%C3%A9"), "cafe").unwrap();
+        fs::write(dir.path().join(".DS_Store"), "").unwrap();
         let mut saved = Saved::in_out_dir(dir.path()).unwrap();
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
@@ -189,8 +193,9 @@ mod tests {
             .collect();
         assert!(!names.iter().any(|n| n.ends_with(".part")), "{names:?}");
         assert!(saved.skips("1") && saved.skips("22") && saved.skips("1"));
-        assert!(!saved.skips("3"));
-        assert_eq!(saved.skipped_counter().load(Ordering::Relaxed), 2);
+        assert!(saved.skips("../admin") && saved.skips("caf\u{e9}"));
+        assert!(!saved.skips("3") && !saved.skips(".DS_Store") && !saved.skips("%2E.%2Fadmin"));
+        assert_eq!(saved.skipped_counter().load(Ordering::Relaxed), 4);
     }
 
     #[test]

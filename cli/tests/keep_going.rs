@@ -227,10 +227,12 @@ fn fail_fast_stays_the_default_and_lists_its_one_failure() {
         .arg(&failures)
         .assert()
         .code(1)
-        .stdout("{\"ok\":false,\"user_id\":3,\"error\":\"user 3: http status 404\"}\n");
+        .stdout(
+            "{\"ok\":false,\"user_id\":3,\"key\":\"3\",\"error\":\"user 3: http status 404\"}\n",
+        );
     assert_eq!(
         fs::read_to_string(&failures).unwrap(),
-        "{\"id\":3,\"kind\":\"http_status\",\"status\":404,\"error\":\"user 3: http status 404\"}\n"
+        "{\"id\":3,\"key\":\"3\",\"kind\":\"http_status\",\"status\":404,\"error\":\"user 3: http status 404\"}\n"
     );
 }
 

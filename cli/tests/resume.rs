@@ -1,9 +1,9 @@
 //! A run killed with SIGKILL at any moment and resumed with `--resume` loses nothing:
-//! every ID ends up saved exactly once with the server's body, no temporary file is
-//! left, and only the IDs that were in flight at each kill are fetched again.
+//! every key ends up saved exactly once with the server's body, no temporary file is
+//! left, and only the keys that were in flight at each kill are fetched again.
 //!
-//! The IDs are numeric; once the command line reads string keys, these runs should mix
-//! numeric and string keys.
+//! The long runs mix numeric IDs with text keys that need escaping in the URL and in
+//! file names.
 
 mod common;
 
@@ -14,7 +14,10 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{PROXY_VARIABLES, TestServer, body_of, echo_server, fanout};
+use common::{
+    PROXY_VARIABLES, TestServer, body_of, echo_server, fanout, file_name_of, key_body,
+    key_echo_server,
+};
 use serde_json::Value;
 
 const KEYS: u64 = 20_000;
@@ -48,12 +51,26 @@ impl Moments {
     }
 }
 
-fn run_args(server: &TestServer, output: &[&str]) -> Vec<String> {
+/// `KEYS` keys: even numbers as IDs, and text keys with a slash, a blank and an
+/// accent between them.
+fn keys() -> Vec<String> {
+    (1..=KEYS)
+        .map(|n| {
+            if n % 2 == 0 {
+                n.to_string()
+            } else {
+                format!("user {n}/caf\u{e9}")
+            }
+        })
+        .collect()
+}
+
+fn run_args(server: &TestServer, keys_file: &Path, output: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "fetch",
         &server.template(),
-        "--ids",
-        &format!("1-{KEYS}"),
+        "--ids-file",
+        keys_file.to_str().unwrap(),
         "--rate",
         "0",
         "--max-in-flight",
@@ -68,12 +85,14 @@ fn run_args(server: &TestServer, output: &[&str]) -> Vec<String> {
 
 /// Starts the run `KILLS` times and kills it at a random moment each time, then
 /// runs it to the end; returns the last run's summary line.
-fn kill_and_resume(server: &TestServer, output: &[&str]) -> Value {
+fn kill_and_resume(server: &TestServer, dir: &Path, output: &[&str]) -> Value {
+    let keys_file = dir.join("keys.txt");
+    fs::write(&keys_file, keys().join("\n")).unwrap();
     let mut moments = Moments::new();
     for _ in 0..KILLS {
         let mut command = Command::new(env!("CARGO_BIN_EXE_fanout"));
         command
-            .args(run_args(server, output))
+            .args(run_args(server, &keys_file, output))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .env_remove("RUST_LOG");
@@ -86,10 +105,10 @@ fn kill_and_resume(server: &TestServer, output: &[&str]) -> Value {
         child.kill().unwrap();
         child.wait().unwrap();
     }
-    // The IDs left may be most of them, synced one by one on a loaded disk.
+    // The keys left may be most of them, synced one by one on a loaded disk.
     let out = fanout()
         .timeout(Duration::from_secs(50))
-        .args(run_args(server, output))
+        .args(run_args(server, &keys_file, output))
         .assert()
         .success()
         .get_output()
@@ -105,7 +124,7 @@ fn kill_and_resume(server: &TestServer, output: &[&str]) -> Value {
 fn assert_refetched_at_most_the_ids_in_flight(server: &TestServer) {
     let requests = server.request_count();
     eprintln!(
-        "{requests} requests for {KEYS} IDs and {KILLS} kills ({} refetched)",
+        "{requests} requests for {KEYS} keys and {KILLS} kills ({} refetched)",
         requests - KEYS as usize
     );
     assert!(
@@ -119,22 +138,29 @@ fn an_out_dir_run_killed_five_times_ends_with_every_file_once_and_whole() {
     // The two long runs would otherwise share the machine's cores and disk.
     let _serial = common::serial();
     let started = Instant::now();
-    let server = echo_server();
+    let server = key_echo_server();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    kill_and_resume(&server, &["--out-dir", out_dir.to_str().unwrap()]);
+    kill_and_resume(
+        &server,
+        dir.path(),
+        &["--out-dir", out_dir.to_str().unwrap()],
+    );
 
     let names: BTreeSet<String> = fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    let expected: BTreeSet<String> = (1..=KEYS).map(|id| id.to_string()).collect();
+    let expected: BTreeSet<String> = keys().iter().map(|key| file_name_of(key)).collect();
     let strays: Vec<_> = names.difference(&expected).collect();
-    assert!(strays.is_empty(), "files left besides the IDs': {strays:?}");
-    assert_eq!(names.len(), expected.len(), "IDs without a file");
-    for id in 1..=KEYS {
-        let body = fs::read_to_string(out_dir.join(id.to_string())).unwrap();
-        assert_eq!(body, body_of(id), "ID {id}");
+    assert!(
+        strays.is_empty(),
+        "files left besides the keys': {strays:?}"
+    );
+    assert_eq!(names.len(), expected.len(), "keys without a file");
+    for key in keys() {
+        let body = fs::read_to_string(out_dir.join(file_name_of(&key))).unwrap();
+        assert_eq!(body, key_body(&key), "key {key:?}");
     }
     assert_refetched_at_most_the_ids_in_flight(&server);
     eprintln!("took {:?}", started.elapsed());
@@ -145,15 +171,40 @@ fn a_jsonl_file_run_killed_five_times_ends_with_every_line_once_and_whole() {
     // The two long runs would otherwise share the machine's cores and disk.
     let _serial = common::serial();
     let started = Instant::now();
-    let server = echo_server();
+    let server = key_echo_server();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.jsonl");
-    kill_and_resume(&server, &["--jsonl-file", path.to_str().unwrap()]);
+    kill_and_resume(
+        &server,
+        dir.path(),
+        &["--jsonl-file", path.to_str().unwrap()],
+    );
 
-    let ids = ids_in_jsonl(&path);
-    assert_eq!(ids, (1..=KEYS).collect::<Vec<_>>());
+    let mut expected = keys();
+    expected.sort_unstable();
+    assert_eq!(keys_in_jsonl(&path), expected);
     assert_refetched_at_most_the_ids_in_flight(&server);
     eprintln!("took {:?}", started.elapsed());
+}
+
+/// The keys of the lines of `path`, sorted, after checking every line is whole, holds
+/// its key's body, and carries a numeric key as `"id"` too.
+fn keys_in_jsonl(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(text.ends_with('\n'), "the last line is torn");
+    let mut keys: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let line: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            let key = line["key"].as_str().unwrap().to_string();
+            assert_eq!(line["body"], key_body(&key), "{line}");
+            assert_eq!(line["id"].as_u64(), key.parse().ok(), "{line}");
+            key
+        })
+        .collect();
+    keys.sort_unstable();
+    keys
 }
 
 /// The IDs of the lines of `path`, sorted, after checking every line is whole and

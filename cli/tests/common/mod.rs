@@ -54,3 +54,55 @@ pub fn serial() -> MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// A server answering `user-KEY` for every key, KEY being the last path segment
+/// percent-decoded (so `user-1` for ID 1, as [`echo_server`] does).
+pub fn key_echo_server() -> TestServer {
+    Server::builder()
+        .record_arrivals()
+        .start(|request: &Request<'_>| {
+            let segment = request.target.rsplit('/').next().unwrap_or_default();
+            Answer::Respond(Response::new(200, key_body(&percent_decode(segment))))
+        })
+        .expect("start the test server")
+}
+
+/// The body [`key_echo_server`] answers for `key`.
+pub fn key_body(key: &str) -> String {
+    format!("user-{key}")
+}
+
+/// `text` with its `%XX` escapes decoded (lossily, should the bytes not be UTF-8).
+pub fn percent_decode(text: &str) -> String {
+    let mut bytes = Vec::new();
+    let mut rest = text.as_bytes();
+    while let Some((&byte, after)) = rest.split_first() {
+        let escaped = after
+            .get(..2)
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match (byte, escaped) {
+            (b'%', Some(decoded)) => {
+                bytes.push(decoded);
+                rest = &after[2..];
+            }
+            _ => {
+                bytes.push(byte);
+                rest = after;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The `--out-dir` file name of `key`, as the README documents it: every byte
+/// outside `[A-Za-z0-9_.-]`, and a leading `.`, as `%XX`.
+pub fn file_name_of(key: &str) -> String {
+    key.bytes()
+        .enumerate()
+        .map(|(at, byte)| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' => char::from(byte).to_string(),
+            b'.' if at > 0 => ".".to_string(),
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
+}
